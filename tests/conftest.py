@@ -1,0 +1,48 @@
+"""Shared fixtures: an emulator on loopback per test, and a channel to it."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterator
+
+import grpc
+import pytest
+
+from xai_mcp.emulator.config import EmulatorConfig
+from xai_mcp.emulator.server import Emulator
+
+TEST_KEY = "xai-test-key-0123456789abcdef"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Every coroutine test runs under the anyio plugin (asyncio backend).
+    for item in items:
+        if isinstance(item, pytest.Function) and inspect.iscoroutinefunction(item.function):
+            item.add_marker(pytest.mark.anyio)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def emulator_config() -> EmulatorConfig:
+    """Fast job timings for tests; override this fixture in a module to change them."""
+    return EmulatorConfig(deferred_seconds=0.3, video_seconds=0.6, batch_seconds=0.3)
+
+
+@pytest.fixture
+async def emulator(emulator_config: EmulatorConfig) -> AsyncIterator[Emulator]:
+    async with Emulator(emulator_config) as emu:
+        yield emu
+
+
+@pytest.fixture
+async def channel(emulator: Emulator) -> AsyncIterator[grpc.aio.Channel]:
+    """A raw channel to the emulator that sends TEST_KEY as a bearer token."""
+    credentials = grpc.composite_channel_credentials(
+        grpc.local_channel_credentials(), grpc.access_token_call_credentials(TEST_KEY)
+    )
+    async with grpc.aio.secure_channel(emulator.address, credentials) as chan:
+        yield chan

@@ -1,0 +1,3 @@
+from xai_mcp.cli import main
+
+main()

@@ -1,0 +1,28 @@
+"""Settings of the local emulator: timings of long jobs and the faults it injects."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class EmulatorConfig:
+    """How the emulator behaves. Defaults suit a person trying the server; tests shorten them.
+
+    Faults are injected *before* a request reaches its handler, the way a real outage looks
+    to a client: the request was never processed (and never billed).
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 0  # 0: pick a free port
+    api_key: str | None = None  # None: accept any non-empty key
+    # Timing of long jobs, in seconds.
+    deferred_seconds: float = 2.0  # a deferred chat stays PENDING this long
+    video_seconds: float = 8.0  # a video reports progress 0..100 over this long
+    batch_seconds: float = 2.0  # each batch request completes this long after it is added
+    stream_chunk_delay: float = 0.0  # pause between streamed chunks
+    # Faults.
+    latency: float = 0.0  # added before every call is handled
+    fail_first: int = 0  # the first N calls of each method fail with UNAVAILABLE
+    exhausted_rate: float = 0.0  # share of calls that fail with RESOURCE_EXHAUSTED (seeded)
+    seed: int = 0  # seeds every pseudo-random choice, so runs repeat

@@ -1,0 +1,73 @@
+"""What every emulated service shares: configuration, ids, the clock, and served media."""
+
+from __future__ import annotations
+
+import itertools
+import random
+import threading
+import time
+
+import grpc
+from dataclasses import dataclass, field
+
+from xai_mcp.emulator.config import EmulatorConfig
+
+
+@dataclass
+class MediaStore:
+    """Bytes the emulator hands out by URL (images, videos), served over loopback HTTP.
+
+    `base_url` is set once the HTTP server listens (e.g. "http://127.0.0.1:40123").
+    """
+
+    base_url: str = ""
+    items: dict[str, tuple[bytes, str]] = field(default_factory=dict)  # name -> (data, mime type)
+    _counter: itertools.count[int] = field(default_factory=itertools.count)
+
+    def put(self, data: bytes, mime: str, suffix: str) -> str:
+        """Store `data` and return the URL it is served at."""
+        name = f"{next(self._counter):06d}{suffix}"
+        self.items[name] = (data, mime)
+        return f"{self.base_url}/media/{name}"
+
+    def get(self, name: str) -> tuple[bytes, str] | None:
+        return self.items.get(name)
+
+
+@dataclass
+class Env:
+    config: EmulatorConfig
+    media: MediaStore = field(default_factory=MediaStore)
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.config.seed)
+
+    def new_id(self, prefix: str) -> str:
+        """A unique, deterministic id such as "req-000001"."""
+        with self._lock:
+            return f"{prefix}-{next(self._ids):06d}"
+
+    @staticmethod
+    def now() -> float:
+        """Monotonic seconds: what job timings are measured with."""
+        return time.monotonic()
+
+    @staticmethod
+    def wall() -> float:
+        """Seconds since the epoch: what timestamps in responses carry."""
+        return time.time()
+
+
+class Rejected(Exception):
+    """Raised by emulated handlers to fail a call with a gRPC status, like xAI would.
+
+    The server turns it into `context.abort(code, message)`; plain functions (shared by the
+    unary, streaming and batch paths) can raise it without holding a gRPC context.
+    """
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
