@@ -14,11 +14,12 @@ from xai_mcp.emulator.server import Emulator
 TEST_KEY = "xai-test-key-0123456789abcdef"
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # Every coroutine test runs under the anyio plugin (asyncio backend).
-    for item in items:
-        if isinstance(item, pytest.Function) and inspect.iscoroutinefunction(item.function):
-            item.add_marker(pytest.mark.anyio)
+@pytest.hookimpl(tryfirst=True)
+def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object) -> None:
+    # Every coroutine test runs under the anyio plugin (asyncio backend). The mark goes on the
+    # function before collection, so anyio's hook sees it and parametrization is kept.
+    if collector.funcnamefilter(name) and inspect.iscoroutinefunction(obj):
+        pytest.mark.anyio(obj)
 
 
 @pytest.fixture

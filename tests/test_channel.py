@@ -1,0 +1,207 @@
+"""Our channel and RPC layer against the emulator: auth, error table, retries, deadlines."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import AsyncIterator
+
+import grpc
+import pytest
+from conftest import TEST_KEY
+
+from xai_mcp import errors, rpc
+from xai_mcp._pb.v1 import chat_pb2, image_pb2, tokenize_pb2
+from xai_mcp.emulator.server import Emulator
+from xai_mcp.rpc import XaiClient, open_channel
+from xai_mcp.settings import ConfigError, Settings
+
+S = grpc.StatusCode
+TOKENIZE = tokenize_pb2.TokenizeTextRequest(text="hello world", model="grok-4")
+
+
+def _settings(address: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {"api_key": TEST_KEY, "api_host": address, "insecure": True, **overrides}
+    return Settings(**values)
+
+
+@pytest.fixture
+async def xai(emulator: Emulator) -> AsyncIterator[XaiClient]:
+    channel = open_channel(_settings(emulator.address))
+    async with channel:
+        yield XaiClient(channel, _settings(emulator.address), backoff=lambda attempt: 0.01)
+
+
+def _chat(text: str = "hi") -> chat_pb2.GetCompletionsRequest:
+    message = chat_pb2.Message(role=chat_pb2.ROLE_USER, content=[chat_pb2.Content(text=text)])
+    return chat_pb2.GetCompletionsRequest(model="grok-4", messages=[message])
+
+
+# Configuration
+
+
+def test_a_missing_key_names_the_variable():
+    with pytest.raises(ConfigError, match="XAI_API_KEY is not set"):
+        Settings(api_key=None).key()
+    with pytest.raises(ConfigError, match="XAI_API_KEY"):
+        Settings(api_key="   ").key()
+
+
+@pytest.mark.parametrize("host", ["api.x.ai:443", "10.0.0.5:50051", "example.com:80", "[2001:db8::1]:443"])
+def test_plaintext_is_refused_to_any_non_loopback_host(host):
+    with pytest.raises(ConfigError, match="only allowed for loopback"):
+        Settings(api_key="k", api_host=host, insecure=True).target()
+
+
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [("127.0.0.1:5", ("127.0.0.1", 5)), ("localhost:7", ("localhost", 7)), ("[::1]:9", ("::1", 9))],
+)
+def test_plaintext_is_allowed_to_loopback(host, expected):
+    assert Settings(api_key="k", api_host=host, insecure=True).target() == expected
+
+
+def test_tls_is_the_default_and_a_bare_host_means_port_443():
+    settings = Settings(api_key="k", api_host="api.x.ai")
+    assert settings.insecure is False
+    assert settings.target() == ("api.x.ai", 443)
+    with pytest.raises(ConfigError, match="bad port"):
+        Settings(api_key="k", api_host="api.x.ai:https").target()
+
+
+def test_every_rpc_in_our_protos_has_a_retry_class():
+    from _wire import our_files
+
+    defined = {f"/{f.package}.{s.name}/{m.name}" for f in our_files() for s in f.service for m in s.method}
+    assert {r.path for r in rpc.RPCS} == defined
+    paid = {r.name for r in rpc.RPCS if r.retry is rpc.Retry.PAID}
+    assert {"GetCompletion", "GetCompletionChunk", "StartDeferredCompletion", "GenerateImage", "GenerateVideo",
+            "ExtendVideo", "SampleText", "SampleTextStreaming", "Embed", "CreateBatch", "AddBatchRequests"} == paid
+
+
+# Calls, auth and errors
+
+
+async def test_a_call_reaches_the_emulator_with_the_key(xai, emulator):
+    response = await xai.call(rpc.TOKENIZE_TEXT, TOKENIZE)
+    assert [t.string_token for t in response.tokens] == ["hello", " ", "world"]
+    assert emulator.requests("TokenizeText") == [TOKENIZE]
+
+
+@pytest.fixture
+def emulator_config():
+    from xai_mcp.emulator.config import EmulatorConfig
+
+    return EmulatorConfig(api_key=TEST_KEY, deferred_seconds=0.3, video_seconds=0.6, batch_seconds=0.3)
+
+
+async def test_a_wrong_key_is_an_auth_error_that_never_shows_the_key(emulator):
+    wrong = "xai-wrong-key-which-must-stay-secret-42"
+    settings = _settings(emulator.address, api_key=wrong)
+    async with open_channel(settings) as channel:
+        with pytest.raises(errors.AuthFailed) as caught:
+            await XaiClient(channel, settings).call(rpc.TOKENIZE_TEXT, TOKENIZE)
+    message = str(caught.value)
+    assert "Check XAI_API_KEY" in message
+    assert wrong not in message and wrong[-12:] not in message
+    assert emulator.handled["TokenizeText"] == 0
+
+
+@pytest.mark.parametrize(
+    ("code", "kind", "needle"),
+    [
+        (S.INVALID_ARGUMENT, errors.InvalidRequest, "xAI rejected the tokenize request: bad thing"),
+        (S.NOT_FOUND, errors.NotFound, "xAI could not find model 'grok-9' (bad thing). Check the name or id; "
+                                      "list_models shows"),
+        (S.UNAUTHENTICATED, errors.AuthFailed, "xAI rejected the API key (bad thing). Check XAI_API_KEY"),
+        (S.PERMISSION_DENIED, errors.AuthFailed, "xAI refused access (bad thing). Check XAI_API_KEY"),
+        (S.RESOURCE_EXHAUSTED, errors.RateLimited, "xAI rate limit or quota reached (bad thing)"),
+        (S.DATA_LOSS, errors.ImageFetchFailed, "xAI could not fetch an image URL given in the request (bad thing)"),
+        (S.INTERNAL, errors.ServerError, "xAI internal error (INTERNAL) in the tokenize request: bad thing"),
+        (S.UNKNOWN, errors.ServerError, "xAI internal error (UNKNOWN)"),
+        (S.UNIMPLEMENTED, errors.ServerError, "does not support this tokenize call"),
+        (S.FAILED_PRECONDITION, errors.InvalidRequest, "xAI cannot do this tokenize request now: bad thing"),
+        (S.UNAVAILABLE, errors.Unavailable, "xAI unavailable: could not reach 127.0.0.1:"),
+    ],
+)
+async def test_each_status_becomes_an_actionable_typed_error(xai, emulator, code, kind, needle):
+    emulator.inject("TokenizeText", code, count=10, details="bad thing")
+    with pytest.raises(kind) as caught:
+        await xai.call(rpc.TOKENIZE_TEXT, TOKENIZE, subject="model 'grok-9'")
+    assert needle in str(caught.value)
+    assert caught.value.code == code
+
+
+async def test_details_are_scrubbed_of_the_key_and_bearer_tokens(xai, emulator):
+    emulator.inject("TokenizeText", S.INVALID_ARGUMENT, details=f"echo {TEST_KEY} and Bearer abc.def-123")
+    with pytest.raises(errors.InvalidRequest) as caught:
+        await xai.call(rpc.TOKENIZE_TEXT, TOKENIZE)
+    assert TEST_KEY not in str(caught.value)
+    assert "abc.def-123" not in str(caught.value)
+    assert "[redacted]" in str(caught.value)
+
+
+# Retries: counted at the emulator (calls = attempts received, handled = reached the handler)
+
+
+@pytest.mark.parametrize("code", [S.UNAVAILABLE, S.RESOURCE_EXHAUSTED])
+async def test_reads_retry_unavailable_and_rate_limits(xai, emulator, code):
+    emulator.inject("TokenizeText", code, count=2)
+    response = await xai.call(rpc.TOKENIZE_TEXT, TOKENIZE)
+    assert len(response.tokens) == 3
+    assert (emulator.calls["TokenizeText"], emulator.handled["TokenizeText"]) == (3, 1)
+
+
+async def test_paid_generation_retries_unavailable_only_before_the_handler(xai, emulator):
+    emulator.inject("GetCompletion", S.UNAVAILABLE, count=2)
+    response = await xai.call(rpc.GET_COMPLETION, _chat())
+    assert response.outputs
+    assert (emulator.calls["GetCompletion"], emulator.handled["GetCompletion"]) == (3, 1)
+
+
+@pytest.mark.parametrize("code", [S.RESOURCE_EXHAUSTED, S.INTERNAL, S.UNKNOWN, S.DEADLINE_EXCEEDED])
+async def test_paid_generation_is_never_resent_on_other_codes(xai, emulator, code):
+    emulator.inject("GenerateImage", code, count=1)
+    with pytest.raises(errors.XaiError):
+        await xai.call(rpc.GENERATE_IMAGE, image_pb2.GenerateImageRequest(prompt="a cat", model="grok-imagine-image"))
+    assert emulator.calls["GenerateImage"] == 1
+
+
+async def test_the_retry_budget_is_bounded(xai, emulator):
+    emulator.inject("TokenizeText", S.UNAVAILABLE, count=100)
+    with pytest.raises(errors.Unavailable):
+        await xai.call(rpc.TOKENIZE_TEXT, TOKENIZE)
+    assert emulator.calls["TokenizeText"] == xai.settings.retry_attempts == 4
+
+
+async def test_a_stream_is_retried_until_its_first_message(xai, emulator):
+    emulator.inject("GetCompletionChunk", S.UNAVAILABLE, count=1)
+    chunks = [chunk async for chunk in xai.stream(rpc.GET_COMPLETION_CHUNK, _chat("stream me"))]
+    assert len(chunks) >= 2
+    assert (emulator.calls["GetCompletionChunk"], emulator.handled["GetCompletionChunk"]) == (2, 1)
+
+
+# Deadlines and outages
+
+
+async def test_a_slow_answer_becomes_a_timeout_naming_the_setting(emulator):
+    emulator.config.latency = 1.0
+    settings = _settings(emulator.address, rpc_timeout=0.3)
+    async with open_channel(settings) as channel:
+        started = time.monotonic()
+        with pytest.raises(errors.TimedOut) as caught:
+            await XaiClient(channel, settings).call(rpc.TOKENIZE_TEXT, TOKENIZE)
+    assert time.monotonic() - started < 0.9
+    assert "within 0.3 s" in str(caught.value) and "XAI_MCP_RPC_TIMEOUT" in str(caught.value)
+
+
+async def test_an_unreachable_endpoint_fails_fast_and_clearly():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # nothing listens once the socket closes
+    settings = _settings(f"127.0.0.1:{port}", rpc_timeout=10)
+    async with open_channel(settings) as channel:
+        started = time.monotonic()
+        with pytest.raises(errors.Unavailable, match="xAI unavailable: could not reach 127.0.0.1"):
+            await XaiClient(channel, settings, backoff=lambda attempt: 0.05).call(rpc.TOKENIZE_TEXT, TOKENIZE)
+    assert time.monotonic() - started < 5

@@ -1,0 +1,165 @@
+"""One table from gRPC status to a typed error whose message a person and an agent can act on.
+
+    XaiError                    every failed xAI call (message is safe to show)
+    ├── InvalidRequest          INVALID_ARGUMENT, OUT_OF_RANGE, FAILED_PRECONDITION, ALREADY_EXISTS
+    ├── NotFound                NOT_FOUND
+    ├── AuthFailed              UNAUTHENTICATED, PERMISSION_DENIED
+    ├── RateLimited             RESOURCE_EXHAUSTED
+    ├── TimedOut                DEADLINE_EXCEEDED
+    ├── Unavailable             UNAVAILABLE
+    ├── ImageFetchFailed        DATA_LOSS (xAI could not fetch an image URL)
+    ├── Cancelled               CANCELLED
+    └── ServerError             INTERNAL, UNKNOWN, UNIMPLEMENTED, ABORTED, and anything else
+
+Messages never contain the API key or the authorization header: details from the server are
+scrubbed of the key and of any bearer token before they are used.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+import grpc
+
+_BEARER = re.compile(r"(?i)(bearer\s+)[^\s,;\"']+")
+_MAX_DETAILS = 600
+
+
+class XaiError(Exception):
+    """A failed xAI call. `str(error)` is the actionable message."""
+
+    code: grpc.StatusCode | None = None
+
+    def __init__(self, message: str, *, code: grpc.StatusCode | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+
+class InvalidRequest(XaiError):
+    pass
+
+
+class NotFound(XaiError):
+    pass
+
+
+class AuthFailed(XaiError):
+    pass
+
+
+class RateLimited(XaiError):
+    pass
+
+
+class TimedOut(XaiError):
+    pass
+
+
+class Unavailable(XaiError):
+    pass
+
+
+class ImageFetchFailed(XaiError):
+    pass
+
+
+class Cancelled(XaiError):
+    pass
+
+
+class ServerError(XaiError):
+    pass
+
+
+_S = grpc.StatusCode
+
+# status -> (error type, message template). Placeholders: {what} (the call, e.g. "chat"),
+# {subject} (e.g. "model 'grok-9'"), {details} (xAI's text, scrubbed), {timeout}, {host}.
+_TABLE: dict[grpc.StatusCode, tuple[type[XaiError], str]] = {
+    _S.INVALID_ARGUMENT: (InvalidRequest, "xAI rejected the {what} request: {details}"),
+    _S.OUT_OF_RANGE: (InvalidRequest, "xAI rejected the {what} request (a value is out of range): {details}"),
+    _S.FAILED_PRECONDITION: (InvalidRequest, "xAI cannot do this {what} request now: {details}"),
+    _S.ALREADY_EXISTS: (InvalidRequest, "xAI rejected the {what} request (already exists): {details}"),
+    _S.NOT_FOUND: (
+        NotFound,
+        "xAI could not find {subject} ({details}). Check the name or id; list_models shows the models your key can use.",
+    ),
+    _S.UNAUTHENTICATED: (
+        AuthFailed,
+        "xAI rejected the API key ({details}). Check XAI_API_KEY: it must be a valid, active xAI API key.",
+    ),
+    _S.PERMISSION_DENIED: (
+        AuthFailed,
+        "xAI refused access ({details}). Check XAI_API_KEY: the key may be disabled or blocked, or may not "
+        "have access to this model or feature (get_api_key_info shows its permissions).",
+    ),
+    _S.RESOURCE_EXHAUSTED: (
+        RateLimited,
+        "xAI rate limit or quota reached ({details}). Wait a little and retry, or send fewer requests at once.",
+    ),
+    _S.DEADLINE_EXCEEDED: (
+        TimedOut,
+        "xAI did not answer the {what} request within {timeout:g} s. Retry, or raise XAI_MCP_RPC_TIMEOUT "
+        "if the request needs longer.",
+    ),
+    _S.UNAVAILABLE: (
+        Unavailable,
+        "xAI unavailable: could not reach {host} ({details}). Check the network and XAI_API_HOST, then retry.",
+    ),
+    _S.DATA_LOSS: (
+        ImageFetchFailed,
+        "xAI could not fetch an image URL given in the request ({details}). Make sure the URL is public and "
+        "reachable, or pass the image as a data URL or a local file.",
+    ),
+    _S.CANCELLED: (Cancelled, "The xAI {what} call was cancelled."),
+    _S.UNIMPLEMENTED: (
+        ServerError,
+        "The endpoint at {host} does not support this {what} call ({details}). Check XAI_API_HOST.",
+    ),
+}
+_FALLBACK = (ServerError, "xAI internal error ({code}) in the {what} request: {details}. Retry; if it persists, "
+             "the problem is on xAI's side.")
+
+
+def scrub(text: str, secrets: Iterable[str] = ()) -> str:
+    """Remove secrets and bearer tokens from text that may reach a person, an agent or a log."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "[redacted]")
+    return _BEARER.sub(r"\1[redacted]", text)
+
+
+def status_of(err: grpc.RpcError) -> tuple[grpc.StatusCode | None, str]:
+    """The status code and details of a failed call (grpc.aio errors are not grpc.Call)."""
+    code = getattr(err, "code", None)
+    details = getattr(err, "details", None)
+    return (code() if callable(code) else None), ((details() if callable(details) else None) or "")
+
+
+def from_rpc_error(
+    err: grpc.RpcError,
+    *,
+    what: str,
+    subject: str = "",
+    timeout: float = 0.0,
+    host: str = "",
+    secrets: Iterable[str] = (),
+) -> XaiError:
+    """Map a gRPC error to the XaiError a tool raises. The single place this mapping lives."""
+    code, raw = status_of(err)
+    details = scrub(" ".join(raw.split()), secrets)
+    if len(details) > _MAX_DETAILS:
+        details = details[:_MAX_DETAILS] + "…"
+    kind, template = _TABLE.get(code, _FALLBACK) if code is not None else _FALLBACK
+    message = template.format(
+        what=what,
+        subject=subject or "the requested item",
+        details=details or "no details",
+        timeout=timeout,
+        host=host or "the xAI endpoint",
+        code=code.name if code is not None else "UNKNOWN",
+    )
+    return kind(message, code=code)
