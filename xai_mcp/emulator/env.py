@@ -6,6 +6,7 @@ import itertools
 import random
 import threading
 import time
+from collections.abc import Iterable
 
 import grpc
 from dataclasses import dataclass, field
@@ -58,6 +59,27 @@ class Env:
     def wall() -> float:
         """Seconds since the epoch: what timestamps in responses carry."""
         return time.time()
+
+
+def bearer_key(metadata: Iterable[tuple[str, str | bytes]] | None) -> str:
+    """The key from gRPC metadata `authorization: Bearer <key>`, or "" if there is none."""
+    for key, value in metadata or ():
+        if key.lower() == "authorization":
+            if isinstance(value, bytes):
+                value = value.decode("utf-8", "replace")
+            scheme, _, token = value.strip().partition(" ")
+            return token.strip() if scheme.lower() == "bearer" else ""
+    return ""
+
+
+def redact_key(key: str) -> str:
+    """A form of an API key safe to show: "xai-...cdef" (at most the last 4 characters).
+
+    Short keys show nothing of themselves: four characters of an eight-character key is
+    half the secret.
+    """
+    tail = key[-4:] if len(key) >= 16 else ""
+    return f"xai-...{tail}" if tail else "xai-..."
 
 
 class Rejected(Exception):

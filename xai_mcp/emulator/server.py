@@ -1,0 +1,396 @@
+"""The emulator's gRPC server: service wiring, the auth/fault gate, and the media HTTP server.
+
+Every call passes one gate before its handler, in this order: it is counted (`calls`), its
+bearer key is checked, injected faults fire, configured latency is added, and only then is it
+counted as handled (`handled`), recorded (`requests`) and processed. A fault therefore looks
+like a real outage to the client: the request never reached a handler and was never billed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import hmac
+import importlib
+import inspect
+import ipaddress
+import logging
+import random
+import signal
+import sys
+import urllib.parse
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import grpc
+from google.protobuf.message import Message
+
+from xai_mcp.emulator.config import EmulatorConfig
+from xai_mcp.emulator.env import Env, Rejected, bearer_key, redact_key
+
+logger = logging.getLogger(__name__)
+
+# Service modules, each exposing `add(server, env)`. Imported lazily so a module still being
+# written does not stop the others from being served.
+SERVICE_MODULES: tuple[str, ...] = (
+    "xai_mcp.emulator.chat",
+    "xai_mcp.emulator.image",
+    "xai_mcp.emulator.video",
+    "xai_mcp.emulator.batch",
+    "xai_mcp.emulator.models",
+    "xai_mcp.emulator.misc",
+)
+
+# xAI's SDK sends and accepts messages up to 20 MiB (base64 images are large).
+_MAX_MESSAGE = 20 * 1024 * 1024
+_SERVER_OPTIONS: list[tuple[str, Any]] = [
+    ("grpc.max_send_message_length", _MAX_MESSAGE),
+    ("grpc.max_receive_message_length", _MAX_MESSAGE),
+    # The SDK pings every 30 s even when idle; grpc's default server policy would answer
+    # that with GOAWAY "too_many_pings" after a few minutes.
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+    # A second emulator must never share a port with the first.
+    ("grpc.so_reuseport", 0),
+]
+_STOP_GRACE = 0.5  # seconds in-flight calls get to finish on stop
+_MISSING_KEY = (
+    "missing API key: send it as gRPC metadata 'authorization: Bearer <key>' "
+    "(set XAI_API_KEY)"
+)
+
+
+@dataclass
+class _Injected:
+    method: str  # a short method name, or "*" for any
+    code: grpc.StatusCode
+    remaining: int
+    details: str
+
+
+def _check_loopback(host: str) -> None:
+    """Refuse anything but loopback: the emulator accepts any key and serves files."""
+    if host == "localhost":
+        return
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise ValueError(
+            f"the emulator only listens on loopback (127.0.0.1, ::1 or localhost), not {host!r}"
+        )
+
+
+def _copy(message: Message) -> Message:
+    copy = type(message)()
+    copy.CopyFrom(message)
+    return copy
+
+
+def _host_for_url(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+async def _internal(method: str, exc: Exception, context: grpc.aio.ServicerContext) -> None:
+    """A handler bug: log it with its traceback and fail the call with INTERNAL, as xAI would."""
+    if isinstance(exc, grpc.aio.AbortError):
+        raise exc  # the handler aborted on purpose with its own status
+    logger.error("emulator: %s failed", method, exc_info=exc)
+    await context.abort(
+        grpc.StatusCode.INTERNAL, f"emulator error in {method}: {type(exc).__name__}: {exc}"
+    )
+
+
+class _Gate(grpc.aio.ServerInterceptor):
+    """Wraps every handler with the emulator's auth and fault checks (see module docstring)."""
+
+    def __init__(self, emulator: Emulator) -> None:
+        self._emu = emulator
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None  # unknown method: grpc answers UNIMPLEMENTED
+        method = handler_call_details.method.rsplit("/", 1)[-1]
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                self._wrap_unary(method, handler.unary_unary),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                self._wrap_stream(method, handler.unary_stream),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler  # no client-streaming RPCs are emulated; leave anything else alone
+
+    def _wrap_unary(self, method: str, behavior: Callable[..., Any]) -> Callable[..., Any]:
+        async def unary(request: Message, context: grpc.aio.ServicerContext) -> Any:
+            await self._emu._admit(method, request, context)
+            try:
+                result = behavior(request, context)
+                if inspect.isawaitable(result):
+                    result = await result
+                return result
+            except Rejected as exc:
+                await context.abort(exc.code, exc.message)
+            except Exception as exc:
+                await _internal(method, exc, context)
+
+        return unary
+
+    def _wrap_stream(self, method: str, behavior: Callable[..., Any]) -> Callable[..., Any]:
+        async def stream(request: Message, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            await self._emu._admit(method, request, context)
+            try:
+                result = behavior(request, context)
+                if hasattr(result, "__aiter__"):
+                    async for item in result:
+                        yield item
+                elif inspect.isawaitable(result):
+                    await result  # a handler that writes with context.write()
+                elif result is not None:
+                    for item in result:
+                        yield item
+            except Rejected as exc:
+                await context.abort(exc.code, exc.message)
+            except Exception as exc:
+                await _internal(method, exc, context)
+
+        return stream
+
+
+class Emulator:
+    """The xAI-compatible emulator on loopback; use as `async with Emulator(config) as emu`."""
+
+    def __init__(self, config: EmulatorConfig | None = None) -> None:
+        self.env = Env(config or EmulatorConfig())
+        self.address = ""
+        self.media_url = ""
+        self.calls: collections.Counter[str] = collections.Counter()
+        self.handled: collections.Counter[str] = collections.Counter()
+        self._requests: dict[str, list[Message]] = collections.defaultdict(list)
+        self._injected: list[_Injected] = []
+        # fail_first counts attempts per method since it was last changed, so a test can
+        # switch it on at runtime and get exactly N failures of each method from then on.
+        self._fail_first_value = self.env.config.fail_first
+        self._fail_seen: collections.Counter[str] = collections.Counter()
+        # A separate RNG: fault draws must not shift the services' pseudo-random choices.
+        self._fault_rng = random.Random(self.env.config.seed)
+        self._server: grpc.aio.Server | None = None
+        self._http: asyncio.Server | None = None
+        self._http_writers: set[asyncio.StreamWriter] = set()
+
+    @property
+    def config(self) -> EmulatorConfig:
+        return self.env.config
+
+    @config.setter
+    def config(self, value: EmulatorConfig) -> None:
+        self.env.config = value
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    async def __aenter__(self) -> Emulator:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        if self._server is not None:
+            raise RuntimeError("the emulator is already running")
+        host = self.config.host
+        _check_loopback(host)
+        # Media first: services build URLs from env.media.base_url.
+        self._http = await asyncio.start_server(self._serve_http, host, 0)
+        http_port = self._http.sockets[0].getsockname()[1]
+        self.media_url = f"http://{_host_for_url(host)}:{http_port}"
+        self.env.media.base_url = self.media_url
+
+        server = grpc.aio.server(interceptors=[_Gate(self)], options=_SERVER_OPTIONS)
+        for name in SERVICE_MODULES:
+            try:
+                module = importlib.import_module(name)
+            except ModuleNotFoundError as exc:
+                if exc.name != name:
+                    raise  # the module exists but one of its imports is missing: a real bug
+                logger.warning("emulator: %s is not available yet; its service is not served", name)
+                continue
+            module.add(server, self.env)
+        port = server.add_insecure_port(f"{_host_for_url(host)}:{self.config.port}")
+        if port == 0:
+            raise OSError(f"the emulator could not bind {host}:{self.config.port}")
+        await server.start()
+        self._server = server
+        self.address = f"{_host_for_url(host)}:{port}"
+        logger.debug("emulator listening on %s, media at %s", self.address, self.media_url)
+
+    async def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            await server.stop(_STOP_GRACE)
+        http, self._http = self._http, None
+        if http is not None:
+            http.close()
+            for writer in list(self._http_writers):
+                writer.close()
+            await http.wait_closed()
+
+    # --- test hooks --------------------------------------------------------------------
+
+    def requests(self, method: str) -> list[Message]:
+        """Copies of the requests of `method` (short name) that reached its handler, in order."""
+        return [_copy(r) for r in self._requests.get(method, ())]
+
+    def inject(
+        self,
+        method: str,
+        code: grpc.StatusCode,
+        count: int = 1,
+        details: str = "injected fault",
+    ) -> None:
+        """Fail the next `count` calls of `method` ("*" = any method) with `code`."""
+        if count > 0:
+            self._injected.append(_Injected(method, code, count, details))
+
+    # --- the gate ----------------------------------------------------------------------
+
+    async def _admit(self, method: str, request: Message, context: grpc.aio.ServicerContext) -> None:
+        """Count, authenticate and maybe fault one call; abort it or let it through."""
+        self.calls[method] += 1
+        config = self.config
+
+        key = bearer_key(context.invocation_metadata())
+        if not key:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, _MISSING_KEY)
+        if config.api_key is not None and not hmac.compare_digest(
+            key.encode(), config.api_key.encode()
+        ):
+            # Never echo the key: only its redacted form.
+            await context.abort(
+                grpc.StatusCode.UNAUTHENTICATED,
+                f"Incorrect API key provided: {redact_key(key)}. Check the key at console.x.ai.",
+            )
+
+        fault = self._next_fault(method)
+        if fault is not None:
+            await context.abort(*fault)
+
+        if config.latency > 0:
+            await asyncio.sleep(config.latency)
+
+        self.handled[method] += 1
+        self._requests[method].append(_copy(request))
+
+    def _next_fault(self, method: str) -> tuple[grpc.StatusCode, str] | None:
+        for item in self._injected:
+            if item.method in (method, "*"):
+                item.remaining -= 1
+                if item.remaining <= 0:
+                    self._injected.remove(item)
+                return item.code, item.details
+
+        config = self.config
+        if config.fail_first != self._fail_first_value:
+            self._fail_first_value = config.fail_first
+            self._fail_seen.clear()
+        self._fail_seen[method] += 1
+        if self._fail_seen[method] <= config.fail_first:
+            return (
+                grpc.StatusCode.UNAVAILABLE,
+                "The service is temporarily unavailable (emulated fault); retry shortly.",
+            )
+
+        if config.exhausted_rate > 0 and self._fault_rng.random() < config.exhausted_rate:
+            return (
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                "Rate limit exceeded for this team (emulated); retry with backoff.",
+            )
+        return None
+
+    # --- media over HTTP ---------------------------------------------------------------
+
+    async def _serve_http(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """One request per connection: GET/HEAD /media/<name>, nothing else."""
+        self._http_writers.add(writer)
+        try:
+            status, mime, body, head_only = await self._read_and_route(reader)
+            reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed"}
+            header = (
+                f"HTTP/1.1 {status} {reason.get(status, 'Error')}\r\n"
+                f"Content-Type: {mime}\r\n"
+                f"Content-Length: {len(body)}\r\n"
+                "Connection: close\r\n\r\n"
+            )
+            writer.write(header.encode("latin-1"))
+            if not head_only:
+                writer.write(body)
+            await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            pass  # the client went away or sent garbage; nothing to answer
+        finally:
+            self._http_writers.discard(writer)
+            writer.close()
+
+    async def _read_and_route(self, reader: asyncio.StreamReader) -> tuple[int, str, bytes, bool]:
+        request_line = (await asyncio.wait_for(reader.readline(), 10)).decode("latin-1").strip()
+        # Headers are read and ignored; a blank line ends them.
+        while True:
+            line = await asyncio.wait_for(reader.readline(), 10)
+            if line in (b"\r\n", b"\n", b""):
+                break
+        parts = request_line.split()
+        if len(parts) != 3:
+            return 400, "text/plain", b"bad request\n", False
+        verb, target, _version = parts
+        if verb not in ("GET", "HEAD"):
+            return 405, "text/plain", b"method not allowed\n", False
+        path = urllib.parse.urlsplit(target).path
+        prefix = "/media/"
+        item = None
+        if path.startswith(prefix):
+            item = self.env.media.get(urllib.parse.unquote(path[len(prefix) :]))
+        if item is None:
+            return 404, "text/plain", b"not found\n", verb == "HEAD"
+        data, mime = item
+        return 200, mime, data, verb == "HEAD"
+
+
+def run(config: EmulatorConfig) -> None:
+    """Serve the emulator until SIGINT or SIGTERM (the CLI's `emulator` command)."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        async with Emulator(config) as emu:
+            logger.info(
+                "xAI emulator listening on %s (media at %s); Ctrl-C to stop",
+                emu.address,
+                emu.media_url,
+            )
+            # The one line scripts parse; stdout is free here (this is not an MCP stdio server).
+            print(f"XAI_API_HOST={emu.address}", flush=True)
+            await stop.wait()
+        logger.info("xAI emulator stopped")
+
+    asyncio.run(main())

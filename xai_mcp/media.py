@@ -1,0 +1,57 @@
+"""Saving generated media under the output folder, and nowhere else.
+
+File names come from the prompt, reduced to a short safe slug, plus a time stamp and a
+counter; files are created exclusively (an existing file is never overwritten) and the final
+path is checked to lie inside the output folder, whatever the prompt contained.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+
+_UNSAFE = re.compile(r"[^a-z0-9]+")
+
+
+class OutputError(Exception):
+    """The output folder cannot be used; the message says why."""
+
+
+def slug(text: str, limit: int = 40) -> str:
+    """A file-name-safe stem from free text: lowercase letters, digits and dashes only."""
+    cleaned = _UNSAFE.sub("-", text.lower()).strip("-")
+    return cleaned[:limit].rstrip("-") or "image"
+
+
+def output_folder(configured: Path) -> Path:
+    """Create (private to the user) and return the resolved output folder."""
+    folder = configured.expanduser()
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as err:
+        raise OutputError(f"cannot create the output folder {folder} ({err.strerror}); set XAI_MCP_OUTPUT_DIR") from None
+    return folder.resolve()
+
+
+def save(configured: Path, hint: str, suffix: str, data: bytes) -> Path:
+    """Write `data` to a new file under the output folder and return its path."""
+    folder = output_folder(configured)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base = f"{stamp}-{slug(hint)}"
+    for counter in range(1000):
+        name = f"{base}{'' if counter == 0 else f'-{counter}'}{suffix}"
+        path = folder / name
+        if path.resolve().parent != folder:  # cannot happen with a slug; checked all the same
+            raise OutputError(f"refusing to write outside {folder}")
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        except FileExistsError:
+            continue
+        except OSError as err:
+            raise OutputError(f"cannot write {path} ({err.strerror}); check XAI_MCP_OUTPUT_DIR") from None
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        return path
+    raise OutputError(f"too many files named {base}* in {folder}")

@@ -1,0 +1,87 @@
+"""Build the MCP server: one gRPC channel owned by the lifespan, tools chosen by toolset."""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+from mcp.server import MCPServer
+
+from xai_mcp import __version__
+from xai_mcp.rpc import XaiClient, open_channel
+from xai_mcp.settings import Settings
+
+log = logging.getLogger(__name__)
+
+INSTRUCTIONS = (
+    "Tools for xAI's API (Grok models): chat with optional web/X search, code execution, structured "
+    "output and function calls; image generation and editing; video generation; batches; model "
+    "listing with prices; tokenization; raw sampling; embeddings. Tools marked read-only cost "
+    "nothing; generation tools spend money on the user's xAI account. Long jobs (video, deferred "
+    "chat, batches) wait inside the call and, if not finished in the wait window, return "
+    "status 'pending' with a request id: call the named resume tool with it to keep waiting."
+)
+
+
+class ResultCache:
+    """A small LRU map. xAI hands out a finished deferred chat only once; we keep it to repeat it."""
+
+    def __init__(self, limit: int = 256) -> None:
+        self._items: OrderedDict[str, Any] = OrderedDict()
+        self._limit = limit
+
+    def get(self, key: str) -> Any | None:
+        value = self._items.get(key)
+        if value is not None:
+            self._items.move_to_end(key)
+        return value
+
+    def put(self, key: str, value: Any) -> None:
+        self._items[key] = value
+        self._items.move_to_end(key)
+        while len(self._items) > self._limit:
+            self._items.popitem(last=False)
+
+
+@dataclass
+class AppContext:
+    xai: XaiClient
+    settings: Settings
+    deferred_results: ResultCache = field(default_factory=ResultCache)
+
+
+ChannelFactory = Callable[[Settings], grpc.aio.Channel]
+
+
+def create_server(
+    settings: Settings,
+    *,
+    toolsets: Sequence[str] | None = None,
+    read_only: bool = False,
+    channel_factory: ChannelFactory = open_channel,
+) -> MCPServer:
+    """The xai-mcp server. Settings are checked now, so a bad key or host fails at start-up."""
+    from xai_mcp.tools import register_toolsets
+
+    settings.key()
+    settings.target()
+
+    @asynccontextmanager
+    async def lifespan(server: MCPServer) -> AsyncIterator[AppContext]:
+        # Created here, inside the running loop: a grpc.aio channel is bound to its loop.
+        channel = channel_factory(settings)
+        try:
+            yield AppContext(xai=XaiClient(channel, settings), settings=settings)
+        finally:
+            await channel.close()
+
+    server = MCPServer("xai-mcp", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan)
+    names = register_toolsets(server, toolsets, read_only=read_only)
+    log.info("serving %d tools from toolsets %s%s", len(names), ",".join(toolsets or ["all"]),
+             " (read-only)" if read_only else "")
+    return server

@@ -1,0 +1,104 @@
+"""Image inputs given by an agent: an http(s) URL, a data URL, or a local file path.
+
+URLs pass through (xAI fetches them itself; a failed fetch comes back as DATA_LOSS). Data URLs
+and local files are checked here — type by magic bytes, size, readability, and for files the
+folder they resolve to — so a mistake gets a clear message naming the argument instead of a
+vague error from xAI.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from xai_mcp.tools._common import InputError
+
+MAX_IMAGE_BYTES = 10 * 1024 * 1024  # xAI's documented limit for input images
+
+_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+)
+
+
+def sniff_image_type(data: bytes) -> str | None:
+    """The MIME type of PNG, JPEG, GIF or WebP bytes, or None."""
+    for signature, mime in _SIGNATURES:
+        if data.startswith(signature):
+            return mime
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return None
+
+
+def default_input_roots(output_dir: Path) -> list[Path]:
+    """Folders local image files may come from: the home folder, the output folder, temp."""
+    return [Path.home(), output_dir, Path(tempfile.gettempdir())]
+
+
+def _data_url(data: bytes, field: str) -> str:
+    mime = sniff_image_type(data)
+    if mime is None:
+        raise InputError(f"{field}: not a PNG, JPEG, GIF or WebP image")
+    return f"data:{mime};base64,{base64.b64encode(data).decode()}"
+
+
+def _check_data_url(value: str, field: str) -> str:
+    header, sep, payload = value.partition(",")
+    if not sep or not header.startswith("data:image/") or not header.endswith(";base64"):
+        raise InputError(f"{field}: a data URL must look like data:image/png;base64,<data>")
+    if len(payload) > MAX_IMAGE_BYTES * 4 // 3 + 4:
+        raise InputError(f"{field}: the image is larger than {MAX_IMAGE_BYTES // (1024 * 1024)} MiB")
+    try:
+        data = base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        raise InputError(f"{field}: the data URL's base64 payload is invalid") from None
+    return _data_url(data, field)
+
+
+def _read_file(value: str, field: str, roots: Sequence[Path]) -> str:
+    path = Path(value).expanduser()
+    try:
+        resolved = path.resolve(strict=True)
+    except (OSError, RuntimeError):
+        raise InputError(f"{field}: no such file: {value}") from None
+    allowed = [Path(r).expanduser().resolve() for r in roots]
+    if not any(resolved.is_relative_to(root) for root in allowed):
+        raise InputError(
+            f"{field}: {value} is outside the folders images may be read from "
+            f"({', '.join(str(r) for r in allowed)}); copy it into one of them"
+        )
+    if not resolved.is_file():
+        raise InputError(f"{field}: {value} is not a regular file")
+    size = resolved.stat().st_size
+    if size > MAX_IMAGE_BYTES:
+        raise InputError(f"{field}: {value} is {size} bytes; images may be at most {MAX_IMAGE_BYTES} bytes")
+    try:
+        with open(resolved, "rb") as handle:
+            data = handle.read(MAX_IMAGE_BYTES + 1)
+    except OSError as err:
+        raise InputError(f"{field}: cannot read {value}: {err.strerror}") from None
+    return _data_url(data, field)
+
+
+def resolve_image(value: str, *, field: str, roots: Sequence[Path]) -> str:
+    """A URL xAI accepts for `value`: http(s) URLs as given, data URLs checked, files read."""
+    text = value.strip()
+    if not text:
+        raise InputError(f"{field}: empty image reference")
+    lowered = text[:16].lower()
+    if lowered.startswith(("http://", "https://")):
+        return text
+    if lowered.startswith("data:"):
+        return _check_data_url(text, field)
+    if "://" in text[:16]:
+        raise InputError(f"{field}: only http(s) URLs, data URLs and local file paths are supported")
+    if "\x00" in text or len(text) > os.pathconf("/", "PC_PATH_MAX"):
+        raise InputError(f"{field}: not a valid file path")
+    return _read_file(text, field, roots)
