@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
+from mcp import Client
+from mcp.types import CallToolResult, TextContent
 
 from xai_mcp.emulator.config import EmulatorConfig
 from xai_mcp.emulator.server import Emulator
+from xai_mcp.server import create_server
+from xai_mcp.settings import Settings
 
 TEST_KEY = "xai-test-key-0123456789abcdef"
 
@@ -47,3 +53,41 @@ async def channel(emulator: Emulator) -> AsyncIterator[grpc.aio.Channel]:
     )
     async with grpc.aio.secure_channel(emulator.address, credentials) as chan:
         yield chan
+
+
+# The MCP server, in memory, against the emulator.
+
+ERAS = ("legacy", "2026-07-28")  # the initialize handshake (Claude Desktop) and the modern era
+
+
+@pytest.fixture
+def settings(emulator: Emulator, tmp_path: Path) -> Settings:
+    """Server settings pointing at the emulator, with a private output folder and short waits."""
+    return Settings(
+        api_key=TEST_KEY,
+        api_host=emulator.address,
+        insecure=True,
+        output_dir=tmp_path / "output",
+        wait_seconds=10,
+        retry_attempts=3,
+    )
+
+
+@pytest.fixture(params=ERAS)
+async def client(request: pytest.FixtureRequest, settings: Settings) -> AsyncIterator[Client]:
+    """An MCP client connected in memory to a server with every toolset, in each protocol era."""
+    async with Client(create_server(settings), mode=request.param) as connected:
+        yield connected
+
+
+def structured(result: CallToolResult) -> dict[str, Any]:
+    """The structured result of a successful call (fails the test with the error text otherwise)."""
+    assert not result.is_error, result.content
+    assert result.structured_content is not None
+    return result.structured_content
+
+
+def error_text(result: CallToolResult) -> str:
+    """The message of a failed call (fails the test if the call succeeded)."""
+    assert result.is_error, result.structured_content
+    return " ".join(block.text for block in result.content if isinstance(block, TextContent))

@@ -7,87 +7,151 @@ import logging
 import sys
 from collections.abc import Sequence
 
+import anyio
+
 from xai_mcp import __version__
+from xai_mcp.errors import scrub
+from xai_mcp.settings import ConfigError, Settings
 
 log = logging.getLogger("xai_mcp")
 
+DESCRIPTION = """\
+An MCP server for xAI's API over gRPC. With no command it serves MCP over stdio, the way
+Claude Desktop, Claude Code, Cursor and other hosts launch it. Configuration comes from the
+environment (XAI_API_KEY, XAI_API_HOST, XAI_MCP_*); see the README's settings table."""
+
 EPILOG = """\
 examples:
-  xai-mcp emulator --port 50051            run a local xAI-compatible gRPC server
-  XAI_API_HOST=127.0.0.1:50051 XAI_MCP_INSECURE=1 XAI_API_KEY=any xai-sdk-based-tool
+  xai-mcp                                   serve stdio with XAI_API_KEY from the environment
+  xai-mcp --emulator                        serve stdio on the built-in emulator (no key needed)
+  xai-mcp serve --transport http --port 8000
+  xai-mcp call tokenize_text text="Hello world" --emulator
+  xai-mcp demo                              a short tour of every toolset on the emulator
+  xai-mcp emulator --port 50051             run the xAI-compatible gRPC emulator alone
 """
 
 
-def _emulator_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
-        "emulator",
-        help="run the local xAI-compatible gRPC emulator",
-        description=(
-            "Run a local gRPC server that speaks xAI's API (chat, images, video, batches, models, "
-            "tokenize, sampling, embeddings) deterministically, on loopback. Point xai-mcp or the "
-            "official xai-sdk at it: XAI_API_HOST=127.0.0.1:PORT XAI_MCP_INSECURE=1."
-        ),
-        epilog="example:\n  xai-mcp emulator --port 50051 --api-key test-key --video-seconds 3",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=50051, help="port (default 50051; 0 picks a free one)")
-    p.add_argument("--api-key", help="accept only this key (default: any non-empty key)")
-    p.add_argument("--deferred-seconds", type=float, default=2.0, help="how long deferred chats stay pending")
-    p.add_argument("--video-seconds", type=float, default=8.0, help="how long a video takes")
-    p.add_argument("--batch-seconds", type=float, default=2.0, help="how long a batch request takes")
-    p.add_argument("--latency", type=float, default=0.0, help="seconds added to every call (fault injection)")
-    p.add_argument("--fail-first", type=int, default=0, help="fail the first N calls of each method with UNAVAILABLE")
-    p.add_argument("--exhausted-rate", type=float, default=0.0, help="share of calls failing with RESOURCE_EXHAUSTED")
-    p.set_defaults(handler=_run_emulator)
-
-
-def _run_emulator(args: argparse.Namespace) -> int:
-    from xai_mcp.emulator.config import EmulatorConfig
-    from xai_mcp.emulator.server import run
-
-    run(
-        EmulatorConfig(
-            host=args.host,
-            port=args.port,
-            api_key=args.api_key,
-            deferred_seconds=args.deferred_seconds,
-            video_seconds=args.video_seconds,
-            batch_seconds=args.batch_seconds,
-            latency=args.latency,
-            fail_first=args.fail_first,
-            exhausted_rate=args.exhausted_rate,
-        )
-    )
-    return 0
+def _server_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--emulator", action="store_true", help="use a built-in xAI emulator instead of xAI (offline)")
+    parser.add_argument("--toolsets", help="comma-separated toolsets to serve, or 'all' (env XAI_MCP_TOOLSETS)")
+    parser.add_argument("--read-only", action="store_true", default=None,
+                        help="serve only tools that spend nothing (env XAI_MCP_READ_ONLY=1)")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging on stderr (-v, -vv)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="xai-mcp",
-        description="An MCP server for xAI's API over gRPC, with a local xAI-compatible emulator.",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    raw = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(prog="xai-mcp", description=DESCRIPTION, epilog=EPILOG, formatter_class=raw)
     parser.add_argument("--version", action="version", version=f"xai-mcp {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging on stderr (-v info, -vv debug)")
+    _server_options(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    _emulator_parser(sub)
+
+    serve = sub.add_parser(
+        "serve", help="serve MCP over stdio (default) or streamable HTTP", formatter_class=raw,
+        description="Serve MCP. stdio is for hosts that launch the server; HTTP is for a shared service "
+                    "(stateless: run several replicas behind any load balancer).",
+        epilog="examples:\n  xai-mcp serve\n  xai-mcp serve --transport http --port 8000\n"
+               "  XAI_MCP_HTTP_TOKEN=secret xai-mcp serve --transport http --host 0.0.0.0",
+    )
+    _server_options(serve)
+    serve.add_argument("--transport", choices=["stdio", "http"], default="stdio", help="default stdio")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="HTTP bind address (default 127.0.0.1; others need XAI_MCP_HTTP_TOKEN)")
+    serve.add_argument("--port", type=int, default=8000, help="HTTP port (default 8000)")
+
+    call = sub.add_parser(
+        "call", help="call one tool from the shell and print its result", formatter_class=raw,
+        description="Call one tool through the real server (in process) and print the result. Arguments are "
+                    "key=value; values are parsed as JSON when they can be (numbers, true/false, lists, objects), "
+                    "else taken as text. Images returned inline are saved to the output folder.",
+        epilog="examples:\n  xai-mcp call list_models kind=language\n"
+               "  xai-mcp call chat prompt=\"Summarize gRPC in one line\" --json\n"
+               "  xai-mcp call generate_image prompt=\"a red fox\" --emulator",
+    )
+    _server_options(call)
+    call.add_argument("tool", help="tool name, e.g. chat")
+    call.add_argument("arguments", nargs="*", metavar="key=value", help="tool arguments")
+    call.add_argument("--json", action="store_true", help="print the structured result as JSON (for scripts)")
+
+    demo = sub.add_parser(
+        "demo", help="tour every toolset on the built-in emulator", formatter_class=raw,
+        description="Start the server over stdio on the built-in emulator, connect a real MCP client, call "
+                    "each toolset once and print a short transcript. Needs no key and no network.",
+        epilog="example:\n  xai-mcp demo",
+    )
+    demo.add_argument("-v", "--verbose", action="count", default=0, help="more logging on stderr")
+
+    from xai_mcp.emulator.cli import add_parser as add_emulator_parser
+
+    add_emulator_parser(sub)
     return parser
 
 
-def configure_logging(verbosity: int, default: str = "WARNING") -> None:
+class _ScrubbingFormatter(logging.Formatter):
+    """Formats records, then removes the API key from the text, whatever logged it."""
+
+    def __init__(self, fmt: str, secrets: Sequence[str]) -> None:
+        super().__init__(fmt)
+        self._secrets = [s for s in secrets if s]
+
+    def format(self, record: logging.LogRecord) -> str:
+        return scrub(super().format(record), self._secrets)
+
+
+def configure_logging(verbosity: int, default: str, secrets: Sequence[str] = ()) -> None:
     level = {0: default, 1: "INFO"}.get(verbosity, "DEBUG")
-    logging.basicConfig(
-        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_ScrubbingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", secrets))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, object] = {}
+    if getattr(args, "toolsets", None):
+        overrides["toolsets"] = args.toolsets
+    if getattr(args, "read_only", None):
+        overrides["read_only"] = True
+    return Settings(**overrides)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    configure_logging(args.verbose, "INFO" if args.command == "emulator" else "WARNING")
-    if args.command is None:
-        parser.print_help(sys.stderr)
-        raise SystemExit(2)
-    raise SystemExit(args.handler(args))
+    args = build_parser().parse_args(argv)
+    command = args.command or "serve"
+    try:
+        settings = _settings(args)
+    except Exception as err:  # pydantic's validation error names the variable and the problem
+        sys.stderr.write(f"xai-mcp: invalid configuration: {err}\n")
+        raise SystemExit(2) from None
+    secrets = [settings.api_key.get_secret_value()] if settings.api_key else []
+    configure_logging(args.verbose, "INFO" if command == "emulator" else settings.log_level, secrets)
+    try:
+        raise SystemExit(_dispatch(command, args, settings))
+    except ConfigError as err:
+        sys.stderr.write(f"xai-mcp: {err}\n")
+        raise SystemExit(2) from None
+    except ValueError as err:  # e.g. an unknown toolset name
+        sys.stderr.write(f"xai-mcp: {err}\n")
+        raise SystemExit(2) from None
+
+
+def _dispatch(command: str, args: argparse.Namespace, settings: Settings) -> int:
+    from xai_mcp import serve
+
+    emulator = bool(getattr(args, "emulator", False))
+    if command == "serve":
+        if getattr(args, "transport", "stdio") == "http":
+            anyio.run(lambda: serve.serve_http(settings, host=args.host, port=args.port, emulator=emulator))
+        else:
+            anyio.run(lambda: serve.serve_stdio(settings, emulator=emulator))
+        return 0
+    if command == "call":
+        from xai_mcp.shell import call_tool
+
+        return anyio.run(lambda: call_tool(settings, args.tool, args.arguments, as_json=args.json, emulator=emulator))
+    if command == "demo":
+        from xai_mcp.shell import demo
+
+        return anyio.run(demo)
+    handler = args.handler
+    result: int = handler(args)
+    return result

@@ -204,7 +204,10 @@ class XaiClient:
         error = from_rpc_error(
             err, what=rpc.label, subject=subject, timeout=timeout, host=self.settings.api_host, secrets=self._secrets
         )
-        log.warning("%s failed: %s", rpc.name, error.code.name if error.code else "error")
+        # Answers about the request itself (a wrong name, a bad value) are routine for an agent.
+        routine = error.code in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT)
+        log.log(logging.INFO if routine else logging.WARNING, "%s failed: %s", rpc.name,
+                error.code.name if error.code else "error")
         return error
 
     def _retry_delay(self, rpc: Rpc[Any, Any], err: grpc.RpcError, attempt: int, deadline: float) -> float | None:

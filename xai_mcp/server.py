@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -9,8 +10,11 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
 import grpc
 from mcp.server import MCPServer
+from mcp.server.auth.provider import AccessToken, TokenVerifier
+from mcp.server.auth.settings import AuthSettings
 
 from xai_mcp import __version__
 from xai_mcp.rpc import XaiClient, open_channel
@@ -58,14 +62,31 @@ class AppContext:
 ChannelFactory = Callable[[Settings], grpc.aio.Channel]
 
 
+class SharedToken(TokenVerifier):
+    """Accepts exactly one bearer token, compared in constant time."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token.encode()
+
+    async def verify_token(self, token: str) -> AccessToken | None:
+        if hmac.compare_digest(token.encode(), self._token):
+            return AccessToken(token="[shared]", client_id="shared-token", scopes=["xai-mcp"])
+        return None
+
+
 def create_server(
     settings: Settings,
     *,
     toolsets: Sequence[str] | None = None,
     read_only: bool = False,
     channel_factory: ChannelFactory = open_channel,
+    closed: anyio.Event | None = None,
 ) -> MCPServer:
-    """The xai-mcp server. Settings are checked now, so a bad key or host fails at start-up."""
+    """The xai-mcp server. Settings are checked now, so a bad key or host fails at start-up.
+
+    `closed` is set once the lifespan has closed the channel (the CLI waits for it on signals).
+    With `settings.http_token`, HTTP requests must carry it as a bearer token.
+    """
     from xai_mcp.tools import register_toolsets
 
     settings.key()
@@ -78,9 +99,20 @@ def create_server(
         try:
             yield AppContext(xai=XaiClient(channel, settings), settings=settings)
         finally:
-            await channel.close()
+            with anyio.CancelScope(shield=True):
+                await channel.close()
+            if closed is not None:
+                closed.set()
 
-    server = MCPServer("xai-mcp", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan)
+    auth: dict[str, Any] = {}
+    if settings.http_token is not None:
+        auth = {
+            "token_verifier": SharedToken(settings.http_token.get_secret_value()),
+            "auth": AuthSettings(issuer_url="http://127.0.0.1", resource_server_url=None, required_scopes=["xai-mcp"]),
+        }
+    server = MCPServer(
+        "xai-mcp", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan, log_level=settings.log_level, **auth
+    )
     names = register_toolsets(server, toolsets, read_only=read_only)
     log.info("serving %d tools from toolsets %s%s", len(names), ",".join(toolsets or ["all"]),
              " (read-only)" if read_only else "")

@@ -88,6 +88,18 @@ class Settings(BaseSettings):
     output_dir: Annotated[
         Path, Field(default_factory=_default_output_dir, description="Folder where saved images are written.")
     ]
+    toolsets: Annotated[
+        str, Field(description="Comma-separated toolsets to serve (chat,image,video,models,tokenize,account,"
+                   "batch,sample,embed), or 'all'.")
+    ] = "all"
+    read_only: Annotated[bool, Field(description="Serve only tools that spend nothing and change nothing.")] = False
+    http_token: Annotated[
+        SecretStr | None,
+        Field(description="Bearer token HTTP clients must send; required to bind HTTP to a non-loopback address."),
+    ] = None
+    http_allowed_hosts: Annotated[
+        str, Field(description="Extra Host header values (comma-separated, e.g. mcp.example.com:*) accepted over HTTP.")
+    ] = ""
     log_level: Annotated[
         Literal["DEBUG", "INFO", "WARNING", "ERROR"], Field(description="Log level (logs go to stderr).")
     ] = "WARNING"

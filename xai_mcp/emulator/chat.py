@@ -117,7 +117,7 @@ class ChatService(chat_pb2_grpc.ChatServicer):
     ) -> chat_pb2.GetChatCompletionResponse:
         return complete(request, self.env)
 
-    async def GetCompletionChunk(  # type: ignore[override]
+    async def GetCompletionChunk(
         self, request: chat_pb2.GetCompletionsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[chat_pb2.GetChatCompletionChunk]:
         # The whole answer is computed first, so a bad request fails before any chunk.

@@ -7,7 +7,7 @@ Answers are derived from the prompt so tests can predict them:
 - with stored history: `` (continuing a conversation of N earlier messages)`` is appended;
 - server-side tools add notes (``Searched the web.``, ``Searched X.``, ``Executed code.``);
 - ``n > 1``: output i > 0 ends with `` (variant i)``;
-- JSON formats wrap or replace the text (see `_final_text`).
+- JSON formats wrap (JSON_OBJECT: {"reply": text}) or replace (JSON_SCHEMA) the text.
 
 Costs follow xAI's wire units (see catalog.py): a token price of P units per 1M tokens is
 P ticks (1e-10 USD) per token, and a search price of P units per 1M searches is likewise P

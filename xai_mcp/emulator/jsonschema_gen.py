@@ -120,7 +120,8 @@ class _Generator:
         return part
 
     def _object(self, schema: dict[str, Any], depth: int) -> dict[str, Any]:
-        props = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
+        raw_props = schema.get("properties")
+        props: dict[str, Any] = raw_props if isinstance(raw_props, dict) else {}
         required = [r for r in schema.get("required", []) if isinstance(r, str)]
         shallow = depth >= _MAX_DEPTH
         out: dict[str, Any] = {}
@@ -174,8 +175,9 @@ class _Generator:
             base = self.text if not name else f"{self.text} {name}"
             if variant:
                 base = f"{base} {variant}"
-        min_len = schema.get("minLength") if isinstance(schema.get("minLength"), int) else 0
-        max_len = schema.get("maxLength") if isinstance(schema.get("maxLength"), int) else None
+        raw_min, raw_max = schema.get("minLength"), schema.get("maxLength")
+        min_len: int = raw_min if isinstance(raw_min, int) else 0
+        max_len: int | None = raw_max if isinstance(raw_max, int) else None
         if len(base) < min_len:
             base = base + "x" * (min_len - len(base))
         if max_len is not None and len(base) > max_len:

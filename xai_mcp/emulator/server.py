@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import gc
 import hmac
 import importlib
 import inspect
@@ -245,6 +246,12 @@ class Emulator:
         server, self._server = self._server, None
         if server is not None:
             await server.stop(_STOP_GRACE)
+            del server
+            # grpc's aio objects (the server, per-call states held by abort tracebacks) sit in
+            # reference cycles. Collected later under another event loop (pytest gives each
+            # test a fresh one), their teardown events reach a closed loop and fail whatever
+            # runs then. Collect them now, while their own loop still runs.
+            gc.collect()
         http, self._http = self._http, None
         if http is not None:
             http.close()

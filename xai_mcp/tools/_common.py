@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
@@ -63,6 +64,8 @@ def add_tools(server: MCPServer, specs: Sequence[ToolSpec], *, read_only: bool) 
     for spec in specs:
         if read_only and not spec.annotations.read_only_hint:
             continue
-        server.add_tool(tool_errors(spec.fn), title=spec.title, annotations=spec.annotations)
+        # Python 3.11 keeps docstring indentation; hosts would show it in the tool description.
+        description = inspect.cleandoc(spec.fn.__doc__) if spec.fn.__doc__ else None
+        server.add_tool(tool_errors(spec.fn), title=spec.title, description=description, annotations=spec.annotations)
         added.append(spec.fn.__name__)
     return added

@@ -1,0 +1,78 @@
+"""The command line as a person and a script use it: demo, call, help."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from xai_mcp.shell import parse_arguments
+
+pytestmark = pytest.mark.slow
+
+
+def _run(*args: str, output: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"),
+           "XAI_MCP_OUTPUT_DIR": str(output)}
+    return subprocess.run([sys.executable, "-m", "xai_mcp", *args], env=env, capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def test_the_demo_tours_every_toolset_over_stdio(tmp_path):
+    done = _run("demo", output=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "11/11 calls succeeded" in done.stdout
+    for toolset in ("models", "tokenize", "account", "chat", "image", "video", "batch", "sample", "embed"):
+        assert f"[{toolset}]" in done.stdout
+    assert "video" in done.stdout and "% — about" in done.stdout  # progress written for a person
+    saved = list(tmp_path.glob("*.png"))
+    assert len(saved) == 1 and saved[0].read_bytes().startswith(b"\x89PNG")
+    assert str(saved[0]) in done.stdout
+
+
+def test_call_prints_a_readable_result_and_json_for_scripts(tmp_path):
+    readable = _run("call", "tokenize_text", "text=Hello world", "model=grok-4", "--emulator", output=tmp_path)
+    assert readable.returncode == 0, readable.stderr
+    assert "token_count: 3" in readable.stdout
+    as_json = _run("call", "list_models", "kind=image", "--emulator", "--json", output=tmp_path)
+    models = json.loads(as_json.stdout)["models"]
+    assert "grok-imagine-image" in [m["name"] for m in models]
+
+
+def test_call_saves_inline_images_and_shows_their_paths(tmp_path):
+    done = _run("call", "generate_image", "prompt=a red fox", "n=2", "--emulator", "--json", output=tmp_path)
+    assert done.returncode == 0, done.stderr
+    paths = [Path(p) for p in json.loads(done.stdout)["saved_files"]]
+    assert len(paths) == 2 and all(p.parent == tmp_path and p.read_bytes()[:4] == b"\x89PNG" for p in paths)
+
+
+def test_call_reports_a_tool_error_on_stderr_with_exit_code_1(tmp_path):
+    done = _run("call", "get_model", "name=grok-99", "--emulator", output=tmp_path)
+    assert done.returncode == 1
+    assert "grok-99" in done.stderr and "list_models" in done.stderr
+    assert done.stdout == ""
+
+
+def test_every_command_explains_itself_with_examples(tmp_path):
+    for command in ([], ["serve"], ["call"], ["demo"], ["emulator"]):
+        done = _run(*command, "--help", output=tmp_path)
+        assert done.returncode == 0
+        assert "example" in done.stdout, command
+
+
+def test_an_unknown_toolset_is_refused_clearly(tmp_path):
+    done = _run("--emulator", "--toolsets", "chat,nope", output=tmp_path)
+    assert done.returncode == 2
+    assert "unknown toolset(s) nope" in done.stderr
+
+
+def test_key_value_arguments_parse_as_json_when_they_can():
+    assert parse_arguments(["n=2", "flag=true", "text=hello world", "items=[1,2]", "empty="]) == {
+        "n": 2, "flag": True, "text": "hello world", "items": [1, 2], "empty": "",
+    }
+    with pytest.raises(ValueError, match="not key=value"):
+        parse_arguments(["oops"])

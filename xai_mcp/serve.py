@@ -1,0 +1,93 @@
+"""Running the server: stdio (with clean shutdown on EOF, SIGINT, SIGTERM) or streamable HTTP."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+from mcp.server.transport_security import TransportSecuritySettings
+from pydantic import SecretStr
+
+from xai_mcp.server import create_server
+from xai_mcp.settings import ConfigError, Settings, is_loopback
+from xai_mcp.tools import parse_toolsets
+
+log = logging.getLogger(__name__)
+
+EMULATOR_KEY = "xai-emulator-key"
+_LOOPBACK_HOSTS = ("127.0.0.1:*", "localhost:*", "[::1]:*")
+
+
+@asynccontextmanager
+async def backend(settings: Settings, *, emulator: bool) -> AsyncIterator[Settings]:
+    """The settings to serve with: as given, or pointing at an in-process emulator."""
+    if not emulator:
+        yield settings
+        return
+    from xai_mcp.emulator.config import EmulatorConfig
+    from xai_mcp.emulator.server import Emulator
+
+    async with Emulator(EmulatorConfig(video_seconds=6.0, deferred_seconds=2.0, batch_seconds=2.0)) as emu:
+        log.info("serving against the built-in emulator at %s (no xAI key needed)", emu.address)
+        yield settings.model_copy(
+            update={"api_host": emu.address, "insecure": True, "api_key": SecretStr(EMULATOR_KEY)}
+        )
+
+
+async def serve_stdio(settings: Settings, *, emulator: bool = False) -> None:
+    """Serve MCP over stdio until stdin closes or a SIGINT/SIGTERM arrives."""
+    async with backend(settings, emulator=emulator) as effective:
+        closed = anyio.Event()
+        server = create_server(
+            effective, toolsets=parse_toolsets(effective.toolsets), read_only=effective.read_only, closed=closed
+        )
+        async with anyio.create_task_group() as group:
+            group.start_soon(_exit_on_signal, group.cancel_scope, closed)
+            await server.run_stdio_async()  # returns when stdin reaches EOF
+            group.cancel_scope.cancel()
+
+
+async def _exit_on_signal(scope: anyio.CancelScope, closed: anyio.Event) -> None:
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for received in signals:
+            log.info("received %s, shutting down", signal.Signals(received).name)
+            scope.cancel()  # unwinds running tools and the lifespan, which closes the channel
+            with anyio.CancelScope(shield=True), anyio.move_on_after(5):
+                await closed.wait()
+            # The SDK's stdin reader thread is blocked in readline(); normal interpreter exit
+            # would wait for it forever (python-sdk#3551), so leave at once, cleanly done.
+            os._exit(0)
+
+
+def http_security(host: str, extra_hosts: str) -> TransportSecuritySettings:
+    """DNS-rebinding protection: only our own Host names and their origins are accepted."""
+    hosts = list(_LOOPBACK_HOSTS)
+    if not is_loopback(host) and host not in ("0.0.0.0", "::"):
+        hosts.append(f"{host}:*")
+    hosts += [h.strip() for h in extra_hosts.split(",") if h.strip()]
+    origins = [f"{scheme}://{h}" for h in hosts for scheme in ("http", "https")]
+    return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins)
+
+
+def check_http_bind(host: str, settings: Settings) -> None:
+    if not is_loopback(host) and settings.http_token is None:
+        raise ConfigError(
+            f"refusing to serve HTTP on {host} without a token: set XAI_MCP_HTTP_TOKEN (clients then send "
+            "'Authorization: Bearer <token>'), or bind to 127.0.0.1"
+        )
+
+
+async def serve_http(settings: Settings, *, host: str, port: int, emulator: bool = False) -> None:
+    """Serve streamable HTTP at http://host:port/mcp. Stateless, so replicas scale out freely."""
+    check_http_bind(host, settings)
+    async with backend(settings, emulator=emulator) as effective:
+        server = create_server(effective, toolsets=parse_toolsets(effective.toolsets), read_only=effective.read_only)
+        log.warning("serving MCP over HTTP at http://%s:%d/mcp%s", host, port,
+                    " (bearer token required)" if effective.http_token else "")
+        await server.run_streamable_http_async(
+            host=host, port=port, stateless_http=True, transport_security=http_security(host, settings.http_allowed_hosts)
+        )

@@ -1,0 +1,165 @@
+"""`xai-mcp call` and `xai-mcp demo`: the server's tools from a terminal, readable by a person."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from mcp import Client, StdioServerParameters
+from mcp.types import CallToolResult, ImageContent, TextContent
+
+from xai_mcp import media
+from xai_mcp.serve import backend
+from xai_mcp.server import create_server
+from xai_mcp.settings import Settings
+from xai_mcp.tools import parse_toolsets
+
+_SUFFIX = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp", "image/gif": ".gif"}
+
+
+def parse_arguments(pairs: Sequence[str]) -> dict[str, Any]:
+    """key=value pairs; a value is JSON when it parses as JSON, else plain text."""
+    arguments: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"argument {pair!r} is not key=value")
+        try:
+            arguments[key] = json.loads(value)
+        except json.JSONDecodeError:
+            arguments[key] = value
+    return arguments
+
+
+def _write(text: str, stream: Any = None) -> None:
+    (stream or sys.stdout).write(text + "\n")
+
+
+def _short(value: Any, limit: int = 300) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def render(structured: dict[str, Any]) -> list[str]:
+    """A result as indented lines: scalars as `key: value`, lists shortened, empties skipped."""
+    lines = []
+    for key, value in structured.items():
+        if value in (None, "", [], {}):
+            continue
+        if isinstance(value, list):
+            lines.append(f"{key}: ({len(value)})")
+            lines += [f"  - {_short(item)}" for item in value[:10]]
+            if len(value) > 10:
+                lines.append(f"  … {len(value) - 10} more")
+        else:
+            lines.append(f"{key}: {_short(value)}")
+    return lines
+
+
+def save_images(result: CallToolResult, output_dir: Path, hint: str) -> list[Path]:
+    """Save inline image blocks to files; a terminal cannot show them."""
+    paths = []
+    for block in result.content:
+        if isinstance(block, ImageContent):
+            data = base64.b64decode(block.data)
+            paths.append(media.save(output_dir, hint, _SUFFIX.get(block.mime_type, ".bin"), data))
+    return paths
+
+
+async def _progress_to_stderr(progress: float, total: float | None, message: str | None) -> None:
+    _write(f"  … {message or f'{progress:g}'}", sys.stderr)
+
+
+async def call_tool(settings: Settings, tool: str, pairs: Sequence[str], *, as_json: bool, emulator: bool) -> int:
+    """Call one tool through the server (in process) and print its result. 1 on a tool error."""
+    arguments = parse_arguments(pairs)
+    async with backend(settings, emulator=emulator) as effective:
+        server = create_server(effective, toolsets=parse_toolsets(effective.toolsets), read_only=effective.read_only)
+        async with Client(server, mode="legacy") as client:
+            result = await client.call_tool(tool, arguments, progress_callback=_progress_to_stderr)
+    if result.is_error:
+        text = " ".join(b.text for b in result.content if isinstance(b, TextContent))
+        _write(f"error: {text}", sys.stderr)
+        return 1
+    saved = save_images(result, settings.output_dir, str(arguments.get("prompt", tool)))
+    structured = dict(result.structured_content or {})
+    if saved:
+        structured["saved_files"] = [str(p) for p in saved]
+    if as_json:
+        _write(json.dumps(structured, indent=2, ensure_ascii=False))
+    else:
+        for line in render(structured) or [b.text for b in result.content if isinstance(b, TextContent)]:
+            _write(line)
+    return 0
+
+
+# The demo: one call per toolset, each with a one-line summary of what came back. Arguments
+# may be a function of the earlier results (by tool name), e.g. to wait on the batch just made.
+Arguments = dict[str, Any] | Callable[[dict[str, dict[str, Any]]], dict[str, Any]]
+Step = tuple[str, str, Arguments, Callable[[dict[str, Any]], str]]
+
+
+def _usd(value: Any) -> str:
+    return f"${value:.6f}" if isinstance(value, (int, float)) else "n/a"
+
+
+DEMO_STEPS: tuple[Step, ...] = (
+    ("models", "list_models", {"kind": "language"},
+     lambda r: "language models: " + ", ".join(m["name"] for m in r["models"])),
+    ("tokenize", "tokenize_text", {"text": "Hello from xai-mcp!"},
+     lambda r: f"{r['token_count']} tokens with {r['model']}"),
+    ("account", "get_api_key_info", {}, lambda r: f"key {r['redacted_key']}, team {r['team_id']}, usable={r['usable']}"),
+    ("chat", "chat", {"prompt": "What can an MCP server for xAI do?"},
+     lambda r: f"{r['model']}: {r['content']!r} (cost {_usd(r['usage']['cost_usd'])})"),
+    ("chat", "chat", {"prompt": "Latest news about gRPC", "web_search": True},
+     lambda r: f"answer with {len(r['citations'])} citation(s): {', '.join(r['citations'])}"),
+    ("image", "generate_image", {"prompt": "A lighthouse at dawn", "output": "file"},
+     lambda r: "saved " + ", ".join(str(i.get("path")) for i in r["images"])),
+    ("video", "generate_video", {"prompt": "Waves rolling onto a beach", "duration": 4},
+     lambda r: f"{r['status']}: {r.get('url')} ({r.get('duration')} s, cost {_usd(r.get('cost_usd'))})"),
+    ("batch", "create_batch", {"name": "demo", "requests": [
+        {"batch_request_id": "q1", "prompt": "First question"},
+        {"batch_request_id": "q2", "prompt": "Second question"}]},
+     lambda r: f"batch {r['batch_id']} created with {r['total']} requests"),
+    ("batch", "get_batch", lambda done: {"batch_id": done["create_batch"]["batch_id"], "wait_seconds": 30},
+     lambda r: f"{r['status']}: {r['succeeded']} succeeded, {r['failed']} failed (cost {_usd(r.get('cost_usd'))})"),
+    ("sample", "sample_text", {"prompt": "Once upon a time", "max_tokens": 12},
+     lambda r: f"{r['choices'][0]['text']!r} ({r['choices'][0]['finish_reason']})"),
+    ("embed", "embed", {"inputs": ["hello", "world"]},
+     lambda r: f"{len(r['vectors'])} vectors of {r['vectors'][0]['dimensions']} dimensions"),
+)
+
+
+async def demo() -> int:
+    """Run the tour against `xai-mcp --emulator` over stdio, as a host would."""
+    env = {k: v for k, v in os.environ.items() if k.startswith(("XAI_MCP_", "PATH", "HOME", "LANG", "TMP"))}
+    params = StdioServerParameters(command=sys.executable, args=["-m", "xai_mcp", "--emulator"], env=env)
+    _write("xai-mcp demo: starting the server over stdio on the built-in emulator (no key, no network)")
+    failures = 0
+    started = time.monotonic()
+    async with Client(params, mode="legacy") as client:
+        tools = await client.list_tools()
+        _write(f"connected: {len(tools.tools)} tools\n")
+        results: dict[str, dict[str, Any]] = {}
+        for toolset, tool, arguments, summarize in DEMO_STEPS:
+            args = arguments(results) if callable(arguments) else arguments
+            _write(f"[{toolset}] {tool} {_short(args, 120)}")
+            result = await client.call_tool(tool, args, progress_callback=_progress_to_stdout)
+            if result.is_error:
+                failures += 1
+                _write("  error: " + " ".join(b.text for b in result.content if isinstance(b, TextContent)))
+                continue
+            results[tool] = result.structured_content or {}
+            _write(f"  → {summarize(results[tool])}")
+    _write(f"\ndone in {time.monotonic() - started:.1f} s; {len(DEMO_STEPS) - failures}/{len(DEMO_STEPS)} calls succeeded")
+    return 1 if failures else 0
+
+
+async def _progress_to_stdout(progress: float, total: float | None, message: str | None) -> None:
+    _write(f"  … {message or f'{progress:g}'}")

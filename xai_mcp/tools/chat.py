@@ -1,0 +1,317 @@
+"""The chat toolset: chat (streamed or deferred), resuming deferred chats, stored conversations.
+
+A plain chat streams from `GetCompletionChunk` so progress can be reported while tokens arrive
+(and as a heartbeat while a reasoning model thinks), then answers with the assembled result. A
+deferred chat starts a job at xAI and waits for it within a window; when the window ends the
+agent gets a pending result with xAI's request id, which `get_deferred_chat` resumes. xAI hands a
+finished deferred result out only once, so it is kept in the server's result cache.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
+from typing import Annotated, cast
+
+import anyio
+from mcp.server import MCPServer
+from mcp.server.mcpserver import Context
+from pydantic import Field, ValidationError
+
+from xai_mcp import rpc
+from xai_mcp._pb.v1 import chat_pb2, deferred_pb2
+from xai_mcp.errors import NotFound
+from xai_mcp.polling import HEARTBEAT, Poll, Progress, wait_for
+from xai_mcp.tools._common import DESTRUCTIVE, READ_ONLY, SPENDS, InputError, ToolSpec, add_tools, app
+from xai_mcp.tools.chat_convert import (
+    ChatMessage,
+    ChatParams,
+    ChatResult,
+    ChunkAssembler,
+    CodeExecution,
+    DeleteResult,
+    Effort,
+    FunctionDef,
+    Functions,
+    MaxTokens,
+    Messages,
+    ModelName,
+    PreviousResponseId,
+    Prompt,
+    ResponseSchema,
+    Seed,
+    Stop,
+    Store,
+    System,
+    Temperature,
+    ToolCallInput,
+    ToolCallOut,
+    ToolChoice,
+    TopP,
+    Usage,
+    WebSearch,
+    XSearch,
+    from_deferred,
+    from_response,
+    is_final,
+    schema_in_settings,
+    to_request,
+)
+
+__all__ = [
+    "ChatMessage",
+    "ChatParams",
+    "ChatResult",
+    "DeleteResult",
+    "FunctionDef",
+    "ToolCallInput",
+    "ToolCallOut",
+    "Usage",
+    "from_response",
+    "register",
+    "to_request",
+]
+
+log = logging.getLogger(__name__)
+
+STREAM_PROGRESS_INTERVAL = 0.5  # seconds between token-count progress messages while streaming
+STREAM_HEARTBEAT = HEARTBEAT  # a progress message at least this often, also while no token arrives
+
+WaitSeconds = Annotated[
+    float | None,
+    Field(
+        ge=0,
+        le=3600,
+        description="Seconds to wait for a deferred answer before returning status 'pending' with a request_id; "
+        "omit for the server default.",
+    ),
+]
+RequestId = Annotated[str, Field(min_length=1, max_length=200, description="The request_id a deferred chat returned.")]
+ResponseId = Annotated[
+    str, Field(min_length=1, max_length=200, description="The id of a chat result made with store=true.")
+]
+
+
+class _StreamProgress:
+    """Progress while a chat streams: at the first chunk, then at most every interval, plus heartbeats."""
+
+    def __init__(self, ctx: Context, assembler: ChunkAssembler) -> None:
+        self._progress = Progress(ctx)
+        self._assembler = assembler
+        self._started = time.monotonic()
+        self._last: float | None = None  # when the last message went out
+
+    async def _send(self, message: str) -> None:
+        self._last = time.monotonic()
+        try:
+            await self._progress.report(float(self._assembler.tokens_so_far()), message)
+        except Exception as err:  # best effort: a lost notification must not fail an answer being paid for
+            log.debug("chat progress not sent: %r", err)
+
+    def _tokens_message(self) -> str:
+        tokens = self._assembler.tokens_so_far()
+        count = f"{tokens} token{'' if tokens == 1 else 's'} so far"
+        return f"chat: thinking, {count}" if self._assembler.thinking else f"chat: {count}"
+
+    async def chunk_arrived(self) -> None:
+        first = self._assembler.chunks == 1  # always reported, even right after a heartbeat
+        if first or self._last is None or time.monotonic() - self._last >= STREAM_PROGRESS_INTERVAL:
+            await self._send(self._tokens_message())
+
+    async def heartbeat(self) -> None:
+        """Keep hosts that reset their timeout on progress waiting while the model thinks silently."""
+        while True:
+            delay = (self._last or self._started) + STREAM_HEARTBEAT - time.monotonic()
+            if delay > 0:
+                await anyio.sleep(delay)
+                continue
+            elapsed = time.monotonic() - self._started
+            if self._assembler.chunks == 0:
+                await self._send(f"chat: waiting for the model ({elapsed:.0f} s)")
+            else:
+                await self._send(f"{self._tokens_message()} ({elapsed:.0f} s)")
+
+
+async def _stream_chat(
+    ctx: Context, request: chat_pb2.GetCompletionsRequest, subject: str
+) -> chat_pb2.GetChatCompletionResponse:
+    assembler = ChunkAssembler()
+    progress = _StreamProgress(ctx, assembler)
+    failure: Exception | None = None
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(progress.heartbeat)
+        try:
+            # XaiClient.stream is an async generator (annotated as an iterator); closing it cancels the call.
+            stream = cast(
+                AsyncGenerator[chat_pb2.GetChatCompletionChunk, None],
+                app(ctx).xai.stream(rpc.GET_COMPLETION_CHUNK, request, subject=subject),
+            )
+            async with aclosing(stream) as chunks:
+                async for chunk in chunks:
+                    assembler.add(chunk)
+                    await progress.chunk_arrived()
+        except Exception as err:
+            # Raised after the group closes: inside it, the error would arrive wrapped in an ExceptionGroup.
+            failure = err
+        finally:
+            tasks.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
+    log.debug("chat streamed in %d chunks", assembler.chunks)
+    return assembler.response()
+
+
+async def _fetch_deferred(ctx: Context, request_id: str) -> chat_pb2.GetDeferredCompletionResponse:
+    try:
+        return await app(ctx).xai.call(
+            rpc.GET_DEFERRED_COMPLETION,
+            deferred_pb2.GetDeferredRequest(request_id=request_id),
+            subject=f"deferred chat {request_id!r}",
+        )
+    except NotFound:
+        raise NotFound(
+            f"request_id: xAI does not know the deferred chat {request_id!r}, or its result was already retrieved "
+            "(xAI hands a finished result out only once; another server process or replica may have fetched it). "
+            "Start the chat again if you still need the answer."
+        ) from None
+
+
+async def _wait_deferred(ctx: Context, request_id: str, window: float, *, schema_given: bool | None) -> ChatResult:
+    async def fetch() -> Poll[chat_pb2.GetDeferredCompletionResponse]:
+        response = await _fetch_deferred(ctx, request_id)
+        return Poll(response, done=is_final(response.status))
+
+    waited = await wait_for(fetch, window=window, progress=Progress(ctx), label="deferred chat")
+    result = from_deferred(request_id, waited.last.value, waited=waited.elapsed, schema_given=schema_given)
+    if result.status != "pending":
+        # xAI will not hand this outcome out again: keep it so a repeated get_deferred_chat answers the same.
+        app(ctx).deferred_results.put(request_id, result)
+    return result
+
+
+def _params(**arguments: object) -> ChatParams:
+    try:
+        return ChatParams.model_validate(arguments)
+    except ValidationError as err:  # the tool schema has the same bounds; this is a safety net
+        first = err.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "arguments"
+        raise InputError(f"{where}: {first['msg']}") from None
+
+
+def _subject(params: ChatParams, model: str) -> str:
+    if params.previous_response_id is not None:
+        return f"model {model!r} or stored response {params.previous_response_id!r}"
+    return f"model {model!r}"
+
+
+async def chat(
+    prompt: Prompt = None,
+    messages: Messages = None,
+    system: System = None,
+    model: ModelName = None,
+    temperature: Temperature = None,
+    top_p: TopP = None,
+    max_tokens: MaxTokens = None,
+    seed: Seed = None,
+    stop: Stop = None,
+    reasoning_effort: Effort = None,
+    response_schema: ResponseSchema = None,
+    web_search: WebSearch = False,
+    x_search: XSearch = False,
+    code_execution: CodeExecution = False,
+    functions: Functions = None,
+    tool_choice: ToolChoice = None,
+    store: Store = False,
+    previous_response_id: PreviousResponseId = None,
+    deferred: Annotated[
+        bool,
+        Field(
+            description="Run as a deferred job: wait up to wait_seconds, then return status 'pending' with a "
+            "request_id for get_deferred_chat (for long answers or hosts with short timeouts)."
+        ),
+    ] = False,
+    wait_seconds: WaitSeconds = None,
+    *,
+    ctx: Context,
+) -> ChatResult:
+    """Ask a Grok model (xAI) something: a prompt or a conversation, optionally with images, web or X search,
+    code execution, JSON-schema output or functions for you to run. Spends money on the user's xAI account
+    (tokens; searches extra). Returns the answer with reasoning, citations, tool_calls to run, token usage and
+    cost in USD; with deferred=true it may return status 'pending' and a request_id instead."""
+    params = _params(
+        prompt=prompt, messages=messages, system=system, model=model, temperature=temperature, top_p=top_p,
+        max_tokens=max_tokens, seed=seed, stop=stop, reasoning_effort=reasoning_effort,
+        response_schema=response_schema, web_search=web_search, x_search=x_search, code_execution=code_execution,
+        functions=functions, tool_choice=tool_choice, store=store, previous_response_id=previous_response_id,
+    )  # fmt: skip
+    state = app(ctx)
+    request = to_request(params, state.settings)
+    subject = _subject(params, request.model)
+    schema_given = params.response_schema is not None
+    if not deferred:
+        return from_response(await _stream_chat(ctx, request, subject), schema_given=schema_given)
+    started = await state.xai.call(rpc.START_DEFERRED_COMPLETION, request, subject=subject)
+    window = state.settings.wait_seconds if wait_seconds is None else wait_seconds
+    return await _wait_deferred(ctx, started.request_id, window, schema_given=schema_given)
+
+
+async def get_deferred_chat(request_id: RequestId, wait_seconds: WaitSeconds = None, *, ctx: Context) -> ChatResult:
+    """Resume a deferred chat: wait for the answer of a chat that returned status 'pending' (its request_id).
+    Free: costs nothing (the chat was paid for when it started). Returns the same result as chat, or status
+    'pending' again if it is still not finished after wait_seconds; repeated calls return the same answer."""
+    state = app(ctx)
+    cached: ChatResult | None = state.deferred_results.get(request_id)
+    if cached is not None:
+        return cached
+    window = state.settings.wait_seconds if wait_seconds is None else wait_seconds
+    return await _wait_deferred(ctx, request_id, window, schema_given=None)
+
+
+async def get_stored_chat(response_id: ResponseId, ctx: Context) -> ChatResult:
+    """Fetch a chat result stored at xAI (from a chat with store=true) by its id. Free: costs nothing.
+    Returns the stored answer like chat does (content, reasoning, tool_calls, citations, usage)."""
+    try:
+        response = await app(ctx).xai.call(
+            rpc.GET_STORED_COMPLETION,
+            chat_pb2.GetStoredCompletionRequest(response_id=response_id),
+            subject=f"stored chat {response_id!r}",
+        )
+    except NotFound:
+        raise NotFound(_stored_not_found(response_id)) from None
+    return from_response(response, schema_given=schema_in_settings(response))
+
+
+async def delete_stored_chat(response_id: ResponseId, ctx: Context) -> DeleteResult:
+    """Delete a chat conversation stored at xAI (from a chat with store=true); it can then no longer be fetched
+    or continued with previous_response_id. Free: costs nothing. Returns the deleted id."""
+    try:
+        response = await app(ctx).xai.call(
+            rpc.DELETE_STORED_COMPLETION,
+            chat_pb2.DeleteStoredCompletionRequest(response_id=response_id),
+            subject=f"stored chat {response_id!r}",
+        )
+    except NotFound:
+        raise NotFound(_stored_not_found(response_id)) from None
+    return DeleteResult(response_id=response.response_id or response_id, deleted=True)
+
+
+def _stored_not_found(response_id: str) -> str:
+    return (
+        f"response_id: xAI has no stored chat {response_id!r}. Only chats made with store=true are stored "
+        "(for 30 days), and a deleted one is gone."
+    )
+
+
+def register(server: MCPServer, *, read_only: bool) -> list[str]:
+    return add_tools(
+        server,
+        [
+            ToolSpec(chat, SPENDS, "Chat with Grok"),
+            ToolSpec(get_deferred_chat, READ_ONLY, "Get a deferred chat's answer"),
+            ToolSpec(get_stored_chat, READ_ONLY, "Get a stored chat"),
+            ToolSpec(delete_stored_chat, DESTRUCTIVE, "Delete a stored chat"),
+        ],
+        read_only=read_only,
+    )

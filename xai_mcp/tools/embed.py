@@ -1,0 +1,129 @@
+"""The embed toolset: embedding vectors for texts, from an xAI embedding model."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import struct
+from collections.abc import Iterable
+from typing import Annotated, Literal
+
+from mcp.server import MCPServer
+from mcp.server.mcpserver import Context
+from pydantic import BaseModel, Field
+
+from xai_mcp import rpc
+from xai_mcp._pb.v1 import embed_pb2
+from xai_mcp.tools._common import SPENDS, InputError, ToolSpec, add_tools, app
+
+Encoding = Literal["float", "base64"]
+
+_ENCODINGS: dict[Encoding, embed_pb2.EmbedEncodingFormat.ValueType] = {
+    "float": embed_pb2.FORMAT_FLOAT,
+    "base64": embed_pb2.FORMAT_BASE64,
+}
+
+MAX_INPUTS = 128
+_FLOAT32 = struct.Struct("<f")
+
+
+class Vector(BaseModel):
+    index: int = Field(description="Position of the input this vector embeds.")
+    dimensions: int = Field(description="Length of the vector.")
+    values: list[float] | None = Field(default=None, description="The vector (encoding float).")
+    base64: str | None = Field(
+        default=None, description="The vector as base64 of little-endian float32 values (encoding base64)."
+    )
+
+
+class EmbedUsage(BaseModel):
+    num_text_embeddings: int = Field(description="Text inputs embedded (what xAI bills).")
+    num_image_embeddings: int = Field(description="Image inputs embedded.")
+
+
+class EmbedResult(BaseModel):
+    model: str = Field(description="The embedding model used (canonical name).")
+    vectors: list[Vector] = Field(description="One vector per input, in input order.")
+    usage: EmbedUsage = Field(description="What was embedded.")
+
+
+def _to_request(inputs: list[str], model: str, encoding: Encoding) -> embed_pb2.EmbedRequest:
+    return embed_pb2.EmbedRequest(
+        input=[embed_pb2.EmbedInput(string=text) for text in inputs],
+        model=model,
+        encoding_format=_ENCODINGS[encoding],
+    )
+
+
+def _compact(value: float) -> float:
+    """The shortest decimal that is still the same float32: half the characters of a double's repr."""
+    packed = _FLOAT32.pack(value)
+    for digits in range(6, 9):
+        candidate = float(f"{value:.{digits}g}")
+        if _FLOAT32.pack(candidate) == packed:
+            return candidate
+    return float(f"{value:.9g}")  # 9 significant digits always round-trip a float32
+
+
+def _base64_dimensions(encoded: str) -> int:
+    try:
+        return len(base64.b64decode(encoded, validate=True)) // _FLOAT32.size
+    except (binascii.Error, ValueError):
+        return 0  # not ours to judge; the agent still gets the string as xAI sent it
+
+
+def _vectors(index: int, features: Iterable[embed_pb2.FeatureVector]) -> list[Vector]:
+    vectors = []
+    for feature in features:
+        if feature.base64_array:
+            vectors.append(
+                Vector(index=index, dimensions=_base64_dimensions(feature.base64_array), base64=feature.base64_array)
+            )
+        else:
+            values = [_compact(v) for v in feature.float_array]
+            vectors.append(Vector(index=index, dimensions=len(values), values=values))
+    return vectors
+
+
+def _from_response(pb: embed_pb2.EmbedResponse, *, model: str) -> EmbedResult:
+    vectors: list[Vector] = []
+    for embedding in sorted(pb.embeddings, key=lambda e: e.index):
+        vectors += _vectors(embedding.index, embedding.embeddings)
+    return EmbedResult(
+        model=pb.model or model,
+        vectors=vectors,
+        usage=EmbedUsage(
+            num_text_embeddings=pb.usage.num_text_embeddings,
+            num_image_embeddings=pb.usage.num_image_embeddings,
+        ),
+    )
+
+
+async def embed(
+    inputs: Annotated[
+        list[Annotated[str, Field(min_length=1, max_length=100_000)]],
+        Field(min_length=1, max_length=MAX_INPUTS, description=f"1 to {MAX_INPUTS} texts to embed, each one vector."),
+    ],
+    model: Annotated[str, Field(min_length=1, max_length=200, description="xAI embedding model.")] = "grok-embed-1",
+    encoding: Annotated[
+        Encoding,
+        Field(description="float: a list of numbers; base64: little-endian float32 bytes, about 4x more compact."),
+    ] = "float",
+    *,
+    ctx: Context,
+) -> EmbedResult:
+    """Turn texts into embedding vectors with an xAI embedding model, for similarity search or clustering.
+
+    Spends money on the user's xAI account. Every input is embedded as text: URLs (also of
+    images) are not fetched or detected. Returns one vector per input, in order.
+    """
+    state = app(ctx)
+    chosen = model.strip()
+    if not chosen:
+        raise InputError("model: is blank; give an embedding model name such as grok-embed-1 (list_models shows them).")
+    response = await state.xai.call(rpc.EMBED, _to_request(inputs, chosen, encoding), subject=f"model '{chosen}'")
+    return _from_response(response, model=chosen)
+
+
+def register(server: MCPServer, *, read_only: bool) -> list[str]:
+    return add_tools(server, [ToolSpec(embed, SPENDS, "Embed texts")], read_only=read_only)

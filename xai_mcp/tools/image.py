@@ -1,0 +1,334 @@
+"""Image toolset: generate and edit pictures with xAI's grok-imagine models.
+
+Editing has no RPC of its own: it is GenerateImage with source images set (one in `image`,
+several in `images`, as xAI requires). Results come back inline (image blocks the host can
+show), as xAI's temporary URLs, or saved under the output folder.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from mcp.server import MCPServer
+from mcp.server.mcpserver import Context
+from mcp.types import CallToolResult, ContentBlock, ImageContent, TextContent
+from pydantic import BaseModel, Field
+
+from xai_mcp import media, rpc
+from xai_mcp._pb.v1 import image_pb2
+from xai_mcp.errors import ServerError
+from xai_mcp.settings import ConfigError
+from xai_mcp.sources import default_input_roots, resolve_image, sniff_image_type
+from xai_mcp.tools._common import SPENDS, ToolSpec, add_tools, app
+
+log = logging.getLogger(__name__)
+
+TICKS_PER_USD = 1e10  # cost_in_usd_ticks: 1 tick = 1e-10 USD
+MAX_SOURCES = 5
+
+AspectRatio = Literal[
+    "1:1", "3:4", "4:3", "9:16", "16:9", "2:3", "3:2", "9:19.5", "19.5:9", "9:20", "20:9", "1:2", "2:1", "auto"
+]
+Resolution = Literal["1k", "2k"]
+Quality = Literal["low", "medium", "high"]
+Output = Literal["inline", "url", "file"]
+
+# ImageAspectRatio is numbered differently from VideoAspectRatio: this table is images only.
+_ASPECT_RATIOS: dict[str, image_pb2.ImageAspectRatio.ValueType] = {
+    "1:1": image_pb2.IMG_ASPECT_RATIO_1_1,
+    "3:4": image_pb2.IMG_ASPECT_RATIO_3_4,
+    "4:3": image_pb2.IMG_ASPECT_RATIO_4_3,
+    "9:16": image_pb2.IMG_ASPECT_RATIO_9_16,
+    "16:9": image_pb2.IMG_ASPECT_RATIO_16_9,
+    "2:3": image_pb2.IMG_ASPECT_RATIO_2_3,
+    "3:2": image_pb2.IMG_ASPECT_RATIO_3_2,
+    "9:19.5": image_pb2.IMG_ASPECT_RATIO_9_19_5,
+    "19.5:9": image_pb2.IMG_ASPECT_RATIO_19_5_9,
+    "9:20": image_pb2.IMG_ASPECT_RATIO_9_20,
+    "20:9": image_pb2.IMG_ASPECT_RATIO_20_9,
+    "1:2": image_pb2.IMG_ASPECT_RATIO_1_2,
+    "2:1": image_pb2.IMG_ASPECT_RATIO_2_1,
+    "auto": image_pb2.IMG_ASPECT_RATIO_AUTO,
+}
+_RESOLUTIONS: dict[str, image_pb2.ImageResolution.ValueType] = {
+    "1k": image_pb2.IMG_RESOLUTION_1K,
+    "2k": image_pb2.IMG_RESOLUTION_2K,
+}
+_QUALITIES: dict[str, image_pb2.ImageQuality.ValueType] = {
+    "low": image_pb2.IMG_QUALITY_LOW,
+    "medium": image_pb2.IMG_QUALITY_MEDIUM,
+    "high": image_pb2.IMG_QUALITY_HIGH,
+}
+# Inline and file modes both need the bytes; only "url" asks xAI for a (temporary) link.
+_FORMATS: dict[str, image_pb2.ImageFormat.ValueType] = {
+    "inline": image_pb2.IMG_FORMAT_BASE64,
+    "url": image_pb2.IMG_FORMAT_URL,
+    "file": image_pb2.IMG_FORMAT_BASE64,
+}
+_SUFFIXES = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp", "image/gif": ".gif"}
+
+URL_NOTE = "xAI image URLs are temporary: download the images soon if they are to be kept."
+
+
+# --- parameters shared by both tools -------------------------------------------------------
+
+PromptArg = Annotated[str, Field(min_length=1, max_length=8000, description="What the image should show.")]
+ModelArg = Annotated[
+    str,
+    Field(min_length=1, max_length=128, description="Image model, e.g. grok-imagine-image or grok-imagine-image-2.0."),
+]
+CountArg = Annotated[int, Field(ge=1, le=10, description="How many images to make (each one is billed).")]
+AspectArg = Annotated[
+    AspectRatio | None,
+    Field(description="Width:height of the result; 'auto' lets xAI choose. Default: 1:1, or the source's for edits."),
+]
+ResolutionArg = Annotated[Resolution | None, Field(description="Output size: 1k (default) or 2k.")]
+QualityArg = Annotated[
+    Quality | None, Field(description="Rendering quality; only some models accept it (grok-imagine-image-2.0).")
+]
+OutputArg = Annotated[
+    Output,
+    Field(
+        description="'inline': images returned in the reply for the user to see; 'url': xAI's temporary URLs "
+        "only; 'file': saved under the server's output folder, paths returned."
+    ),
+]
+
+
+# --- results -------------------------------------------------------------------------------
+
+
+class ImageItem(BaseModel):
+    """One generated image, described without its bytes."""
+
+    index: int = Field(description="Position of the image in the result, from 0.")
+    moderated: bool = Field(description="True when xAI withheld the image (content moderation): no picture.")
+    mime_type: str | None = Field(default=None, description="MIME type, when the bytes were returned.")
+    size_bytes: int | None = Field(default=None, description="Size of the image in bytes, when returned.")
+    url: str | None = Field(default=None, description="xAI's temporary URL of the image (output 'url').")
+    path: str | None = Field(default=None, description="Where the image was saved (output 'file').")
+
+
+class ImageResult(BaseModel):
+    """Images made by one generate_image or edit_image call."""
+
+    model: str = Field(description="The model xAI used.")
+    output: Output = Field(description="How the images are delivered: inline, url or file.")
+    images: list[ImageItem] = Field(description="One entry per image, in order.")
+    cost_usd: float | None = Field(default=None, description="What xAI charged for the call, in US dollars.")
+    note: str | None = Field(default=None, description="Anything to act on, e.g. that URLs expire.")
+
+
+@dataclass(frozen=True)
+class _Generated:
+    """One image as xAI returned it: bytes (base64 mode), a URL (url mode), or nothing (withheld)."""
+
+    moderated: bool
+    mime_type: str | None = None
+    data: bytes | None = None
+    url: str | None = None
+
+
+# --- converters ----------------------------------------------------------------------------
+
+
+def _to_request(
+    *,
+    prompt: str,
+    model: str,
+    n: int,
+    aspect_ratio: AspectRatio | None,
+    resolution: Resolution | None,
+    quality: Quality | None,
+    output: Output,
+    sources: Sequence[str] = (),
+) -> image_pb2.GenerateImageRequest:
+    """The GenerateImageRequest for a generation (no sources) or an edit (resolved source URLs)."""
+    request = image_pb2.GenerateImageRequest(prompt=prompt, model=model, n=n, format=_FORMATS[output])
+    if aspect_ratio is not None:
+        request.aspect_ratio = _ASPECT_RATIOS[aspect_ratio]
+    if resolution is not None:
+        request.resolution = _RESOLUTIONS[resolution]
+    if quality is not None:
+        request.quality = _QUALITIES[quality]
+    contents = [image_pb2.ImageUrlContent(image_url=url, detail=image_pb2.DETAIL_AUTO) for url in sources]
+    # xAI's rule: a single source goes in `image`, several in `images`, never both.
+    if len(contents) == 1:
+        request.image.CopyFrom(contents[0])
+    else:
+        request.images.extend(contents)
+    return request
+
+
+def _decode_data_url(value: str) -> tuple[str, bytes]:
+    """(mime type, bytes) of the base64 data URL xAI returns for an image."""
+    header, sep, payload = value.partition(",")
+    if not sep or not header.startswith("data:") or not header.endswith(";base64"):
+        raise ServerError("xAI returned an image in an unexpected format (not a base64 data URL).")
+    try:
+        data = base64.b64decode("".join(payload.split()), validate=True)
+    except (binascii.Error, ValueError):
+        raise ServerError("xAI returned an image whose base64 data is invalid.") from None
+    mime = header[len("data:") : -len(";base64")].split(";")[0].strip().lower()
+    # Trust the bytes over the label when the label is missing or generic.
+    if not mime.startswith("image/"):
+        mime = sniff_image_type(data) or "image/png"
+    return mime, data
+
+
+def _from_response(pb: image_pb2.ImageResponse) -> list[_Generated]:
+    """The images of a response, decoded; withheld ones are marked moderated."""
+    found: list[_Generated] = []
+    for image in pb.images:
+        kind = image.WhichOneof("image")
+        if not image.respect_moderation:
+            found.append(_Generated(moderated=True))
+        elif kind == "base64" and image.base64:
+            mime, data = _decode_data_url(image.base64)
+            found.append(_Generated(moderated=False, mime_type=mime, data=data))
+        elif kind == "url" and image.url:
+            found.append(_Generated(moderated=False, url=image.url))
+        else:
+            raise ServerError("xAI returned an image with neither data nor a URL.")
+    return found
+
+
+def _cost_usd(pb: image_pb2.ImageResponse) -> float | None:
+    return pb.usage.cost_in_usd_ticks / TICKS_PER_USD if pb.usage.HasField("cost_in_usd_ticks") else None
+
+
+def _summary(result: ImageResult) -> str:
+    """A short text for the person reading the reply (the structured result has the details)."""
+    made = sum(not item.moderated for item in result.images)
+    cost = f" (cost ${result.cost_usd:.4f})" if result.cost_usd is not None else ""
+    lines = [f"{made} of {len(result.images)} image(s) from {result.model}{cost}."]
+    for item in result.images:
+        if item.moderated:
+            lines.append(f"Image {item.index + 1} was withheld by xAI's content moderation.")
+        elif item.path:
+            lines.append(f"Image {item.index + 1} saved to {item.path}")
+        elif item.url:
+            lines.append(f"Image {item.index + 1}: {item.url}")
+    if result.note:
+        lines.append(result.note)
+    return "\n".join(lines)
+
+
+# --- the shared body -----------------------------------------------------------------------
+
+
+async def _generate(ctx: Context, request: image_pb2.GenerateImageRequest, output: Output) -> CallToolResult:
+    state = app(ctx)
+    response = await state.xai.call(rpc.GENERATE_IMAGE, request, subject=f"model '{request.model}'")
+    generated = _from_response(response)
+
+    items: list[ImageItem] = []
+    blocks: list[ContentBlock] = []
+    for index, image in enumerate(generated):
+        item = ImageItem(index=index, moderated=image.moderated, url=image.url, mime_type=image.mime_type)
+        if image.data is not None:
+            item.size_bytes = len(image.data)
+            if output == "file":
+                suffix = _SUFFIXES.get(image.mime_type or "", ".png")
+                try:
+                    path = media.save(state.settings.output_dir, request.prompt, suffix, image.data)
+                except media.OutputError as err:
+                    raise ConfigError(str(err)) from None
+                item.path = str(path)
+            else:
+                # The picture travels once, in the image block; structured content stays small.
+                blocks.append(
+                    ImageContent(type="image", data=base64.b64encode(image.data).decode("ascii"),
+                                 mime_type=image.mime_type or "image/png")
+                )
+        items.append(item)
+
+    result = ImageResult(
+        model=response.model or request.model,
+        output=output,
+        images=items,
+        cost_usd=_cost_usd(response),
+        note=URL_NOTE if any(item.url for item in items) else None,
+    )
+    log.info("%d image(s) from %s delivered as %s", len(items), result.model, output)
+    return CallToolResult(
+        content=[TextContent(type="text", text=_summary(result)), *blocks],
+        structured_content=result.model_dump(mode="json"),
+    )
+
+
+# --- tools ---------------------------------------------------------------------------------
+
+
+async def generate_image(
+    prompt: PromptArg,
+    model: ModelArg = "grok-imagine-image",
+    n: CountArg = 1,
+    aspect_ratio: AspectArg = None,
+    resolution: ResolutionArg = None,
+    quality: QualityArg = None,
+    output: OutputArg = "inline",
+    *,
+    ctx: Context,
+) -> Annotated[CallToolResult, ImageResult]:
+    """Create new images from a text prompt with xAI's image models. Spends money on the user's xAI
+    account (per image). By default the images come back inline for the user to see; use
+    output='url' for xAI's temporary links or output='file' to save them on this machine.
+    To change an existing picture use edit_image."""
+    request = _to_request(
+        prompt=prompt, model=model, n=n, aspect_ratio=aspect_ratio, resolution=resolution, quality=quality,
+        output=output,
+    )
+    return await _generate(ctx, request, output)
+
+
+async def edit_image(
+    prompt: Annotated[
+        str,
+        Field(min_length=1, max_length=8000, description="How to change the source image(s), or what to make of them."),
+    ],
+    images: Annotated[
+        list[str],
+        Field(
+            min_length=1,
+            max_length=MAX_SOURCES,
+            description="Source images (1 to 5): http(s) URLs, data URLs (data:image/png;base64,...) or local "
+            "file paths (PNG, JPEG, GIF or WebP, up to 10 MiB).",
+        ),
+    ],
+    model: ModelArg = "grok-imagine-image",
+    n: CountArg = 1,
+    aspect_ratio: AspectArg = None,
+    resolution: ResolutionArg = None,
+    quality: QualityArg = None,
+    output: OutputArg = "inline",
+    *,
+    ctx: Context,
+) -> Annotated[CallToolResult, ImageResult]:
+    """Edit or combine existing images according to a prompt (e.g. restyle a photo, merge several
+    pictures). Spends money on the user's xAI account (per image). Returns the new images like
+    generate_image: inline by default, or as temporary URLs or saved files."""
+    state = app(ctx)
+    roots = default_input_roots(state.settings.output_dir)
+    sources = [resolve_image(value, field=f"images[{i}]", roots=roots) for i, value in enumerate(images)]
+    request = _to_request(
+        prompt=prompt, model=model, n=n, aspect_ratio=aspect_ratio, resolution=resolution, quality=quality,
+        output=output, sources=sources,
+    )
+    return await _generate(ctx, request, output)
+
+
+def register(server: MCPServer, *, read_only: bool) -> list[str]:
+    return add_tools(
+        server,
+        [
+            ToolSpec(generate_image, SPENDS, "Generate images"),
+            ToolSpec(edit_image, SPENDS, "Edit images"),
+        ],
+        read_only=read_only,
+    )
