@@ -24,11 +24,10 @@ GENERATED_SUFFIXES = ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py", "_pb2_grpc.pyi")
 
 
 def _include_dirs() -> list[str]:
-    import grpc_tools
-
     # google/protobuf/*.proto ship inside grpcio-tools; google/rpc/status.proto inside
     # googleapis-common-protos (its directory is the parent of the `google` package).
     import google.rpc
+    import grpc_tools
 
     well_known = Path(grpc_tools.__file__).parent / "_proto"
     common = Path(next(iter(google.rpc.__path__))).parent.parent

@@ -36,7 +36,7 @@ out["sample"] = {
     "cost_ticks": response.usage.cost_in_usd_ticks,
 }
 pieces = []
-for streamed, chunk in chat.stream():
+for streamed, chunk in chat.stream():  # noqa: B007 (the last response is the assembled one)
     pieces.append(chunk.content)
 out["stream"] = {"content": streamed.content, "chunks": len(pieces), "joined": "".join(pieces)}
 deferred = chat.defer(timeout=datetime.timedelta(seconds=20), interval=datetime.timedelta(milliseconds=100))
@@ -45,12 +45,19 @@ out["defer"] = {"content": deferred.content}
 # Function calling.
 chat = client.chat.create(
     model="grok-4",
-    tools=[tool(name="get_weather", description="Weather for a city",
-                parameters={"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]})],
+    tools=[
+        tool(
+            name="get_weather",
+            description="Weather for a city",
+            parameters={"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+        )
+    ],
 )
 chat.append(user("Weather in Paris?"))
 response = chat.sample()
-out["tool_call"] = [{"name": c.function.name, "arguments": json.loads(c.function.arguments)} for c in response.tool_calls]
+out["tool_call"] = [
+    {"name": c.function.name, "arguments": json.loads(c.function.arguments)} for c in response.tool_calls
+]
 
 # Images: base64 and URL (the URL is downloaded by the SDK).
 image = client.image.sample(prompt="A cat in a tree", model="grok-imagine-image", image_format="base64")
@@ -61,8 +68,12 @@ images = client.image.sample_batch(prompt="Three dogs", model="grok-imagine-imag
 out["image_batch"] = len(images)
 
 # Video: generate polls GetDeferredVideo until done.
-video = client.video.generate(prompt="A sunrise over the sea", model="grok-imagine-video", duration=5,
-                              interval=datetime.timedelta(milliseconds=100))
+video = client.video.generate(
+    prompt="A sunrise over the sea",
+    model="grok-imagine-video",
+    duration=5,
+    interval=datetime.timedelta(milliseconds=100),
+)
 out["video"] = {"url": video.url, "duration": video.duration}
 
 # Batch: create, add chat requests, wait, list results.
@@ -102,8 +113,9 @@ sampled = sample_pb2_grpc.SampleStub(channel).SampleText(
 )
 out["raw_sample"] = {"text": sampled.choices[0].text, "tokens": sampled.usage.completion_tokens}
 embedded = embed_pb2_grpc.EmbedderStub(channel).Embed(
-    embed_pb2.EmbedRequest(input=[embed_pb2.EmbedInput(string="hello")], model="grok-embed-1",
-                           encoding_format=embed_pb2.FORMAT_FLOAT),
+    embed_pb2.EmbedRequest(
+        input=[embed_pb2.EmbedInput(string="hello")], model="grok-embed-1", encoding_format=embed_pb2.FORMAT_FLOAT
+    ),
     metadata=auth,
 )
 out["embed"] = {"dims": len(embedded.embeddings[0].embeddings[0].float_array)}

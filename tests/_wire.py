@@ -71,7 +71,9 @@ def _index(files: Iterable[descriptor_pb2.FileDescriptorProto]) -> dict[str, des
     return {name: m for f in files for name, m in _messages(f.package, f.message_type)}
 
 
-def _field_facts(message: descriptor_pb2.DescriptorProto, field: descriptor_pb2.FieldDescriptorProto) -> dict[str, object]:
+def _field_facts(
+    message: descriptor_pb2.DescriptorProto, field: descriptor_pb2.FieldDescriptorProto
+) -> dict[str, object]:
     """What reaches the wire (and what presence means) for one field."""
     in_oneof = field.HasField("oneof_index") and not field.proto3_optional
     return {
@@ -105,7 +107,9 @@ def compare(
             mine, ref = _field_facts(message, field), _field_facts(reference, ref_field)
             for key in mine:
                 if mine[key] != ref[key]:
-                    problems.append(f"{name}.{field.name} = {field.number}: {key} is {mine[key]!r}, reference {ref[key]!r}")
+                    problems.append(
+                        f"{name}.{field.name} = {field.number}: {key} is {mine[key]!r}, reference {ref[key]!r}"
+                    )
     for name, enum in _enums(ours).items():
         reference_enum = their_enums.get(name)
         if reference_enum is None:
@@ -115,9 +119,7 @@ def compare(
         for value in enum.value:
             if ref_values.get(value.name) != value.number:
                 problems.append(f"enum {name}.{value.name} = {value.number}: reference {ref_values.get(value.name)!r}")
-    their_methods = {
-        f"/{f.package}.{s.name}/{m.name}": m for f in theirs for s in f.service for m in s.method
-    }
+    their_methods = {f"/{f.package}.{s.name}/{m.name}": m for f in theirs for s in f.service for m in s.method}
     for file in ours:
         for service in file.service:
             for method in service.method:

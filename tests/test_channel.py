@@ -75,8 +75,19 @@ def test_every_rpc_in_our_protos_has_a_retry_class():
     defined = {f"/{f.package}.{s.name}/{m.name}" for f in our_files() for s in f.service for m in s.method}
     assert {r.path for r in rpc.RPCS} == defined
     paid = {r.name for r in rpc.RPCS if r.retry is rpc.Retry.PAID}
-    assert {"GetCompletion", "GetCompletionChunk", "StartDeferredCompletion", "GenerateImage", "GenerateVideo",
-            "ExtendVideo", "SampleText", "SampleTextStreaming", "Embed", "CreateBatch", "AddBatchRequests"} == paid
+    assert {
+        "GetCompletion",
+        "GetCompletionChunk",
+        "StartDeferredCompletion",
+        "GenerateImage",
+        "GenerateVideo",
+        "ExtendVideo",
+        "SampleText",
+        "SampleTextStreaming",
+        "Embed",
+        "CreateBatch",
+        "AddBatchRequests",
+    } == paid
 
 
 # Calls, auth and errors
@@ -111,8 +122,11 @@ async def test_a_wrong_key_is_an_auth_error_that_never_shows_the_key(emulator):
     ("code", "kind", "needle"),
     [
         (S.INVALID_ARGUMENT, errors.InvalidRequest, "xAI rejected the tokenize request: bad thing"),
-        (S.NOT_FOUND, errors.NotFound, "xAI could not find model 'grok-9' (bad thing). Check the name or id; "
-                                      "list_models shows"),
+        (
+            S.NOT_FOUND,
+            errors.NotFound,
+            "xAI could not find model 'grok-9' (bad thing). Check the name or id; list_models shows",
+        ),
         (S.UNAUTHENTICATED, errors.AuthFailed, "xAI rejected the API key (bad thing). Check XAI_API_KEY"),
         (S.PERMISSION_DENIED, errors.AuthFailed, "xAI refused access (bad thing). Check XAI_API_KEY"),
         (S.RESOURCE_EXHAUSTED, errors.RateLimited, "xAI rate limit or quota reached (bad thing)"),
@@ -202,6 +216,6 @@ async def test_an_unreachable_endpoint_fails_fast_and_clearly():
     settings = _settings(f"127.0.0.1:{port}", rpc_timeout=10)
     async with open_channel(settings) as channel:
         started = time.monotonic()
-        with pytest.raises(errors.Unavailable, match="xAI unavailable: could not reach 127.0.0.1"):
+        with pytest.raises(errors.Unavailable, match=r"xAI unavailable: could not reach 127\.0\.0\.1"):
             await XaiClient(channel, settings, backoff=lambda attempt: 0.05).call(rpc.TOKENIZE_TEXT, TOKENIZE)
     assert time.monotonic() - started < 5

@@ -16,10 +16,19 @@ pytestmark = pytest.mark.slow
 
 
 def _run(*args: str, output: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"),
-           "XAI_MCP_OUTPUT_DIR": str(output)}
-    return subprocess.run([sys.executable, "-m", "xai_mcp", *args], env=env, capture_output=True, text=True,
-                          timeout=timeout, stdin=subprocess.DEVNULL)
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "XAI_MCP_OUTPUT_DIR": str(output),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "xai_mcp", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def test_the_demo_tours_every_toolset_over_stdio(tmp_path):
@@ -72,7 +81,11 @@ def test_an_unknown_toolset_is_refused_clearly(tmp_path):
 
 def test_key_value_arguments_parse_as_json_when_they_can():
     assert parse_arguments(["n=2", "flag=true", "text=hello world", "items=[1,2]", "empty="]) == {
-        "n": 2, "flag": True, "text": "hello world", "items": [1, 2], "empty": "",
+        "n": 2,
+        "flag": True,
+        "text": "hello world",
+        "items": [1, 2],
+        "empty": "",
     }
     with pytest.raises(ValueError, match="not key=value"):
         parse_arguments(["oops"])

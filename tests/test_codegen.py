@@ -17,9 +17,7 @@ def test_committed_generated_code_matches_the_protos(tmp_path):
     finally:
         sys.path.pop(0)
     fresh = {p.name: p.read_bytes() for p in generate.generate(tmp_path)}
-    committed = {
-        p.name: p.read_bytes() for p in GENERATED.iterdir() if p.name.endswith(generate.GENERATED_SUFFIXES)
-    }
+    committed = {p.name: p.read_bytes() for p in GENERATED.iterdir() if p.name.endswith(generate.GENERATED_SUFFIXES)}
     assert sorted(fresh) == sorted(committed), "generated files added or removed: run python protos/generate.py"
     stale = [name for name in fresh if fresh[name] != committed[name]]
     assert stale == [], f"stale generated code {stale}: run python protos/generate.py"

@@ -19,8 +19,12 @@ from mcp.client.streamable_http import streamable_http_client
 
 pytestmark = pytest.mark.slow
 HTTP_TOKEN = "http-token-for-tests-5f2c"
-INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-    "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+INIT = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+}
 HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 
 
@@ -45,12 +49,23 @@ def _wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 3
 @contextmanager
 def _replica(emulator, tmp_path, *, token: str | None = None) -> Iterator[str]:
     port = _free_port()
-    env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"), "XAI_API_KEY": TEST_KEY,
-           "XAI_API_HOST": emulator.address, "XAI_MCP_INSECURE": "1", "XAI_MCP_OUTPUT_DIR": str(tmp_path)}
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "XAI_API_KEY": TEST_KEY,
+        "XAI_API_HOST": emulator.address,
+        "XAI_MCP_INSECURE": "1",
+        "XAI_MCP_OUTPUT_DIR": str(tmp_path),
+    }
     if token:
         env["XAI_MCP_HTTP_TOKEN"] = token
-    proc = subprocess.Popen([sys.executable, "-m", "xai_mcp", "serve", "--transport", "http", "--port", str(port)],
-                            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "xai_mcp", "serve", "--transport", "http", "--port", str(port)],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         _wait_listening(port, proc)
         yield f"http://127.0.0.1:{port}/mcp"
@@ -75,9 +90,11 @@ async def _replica_async(emulator, tmp_path, **kw) -> AsyncIterator[str]:
 async def _client(url: str, mode: str = "legacy", token: str | None = None) -> AsyncIterator[Client]:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     # The transport does not close an HTTP client it was given; this context does.
-    async with httpx2.AsyncClient(headers=headers, timeout=30) as http:
-        async with Client(streamable_http_client(url, http_client=http), mode=mode) as client:
-            yield client
+    async with (
+        httpx2.AsyncClient(headers=headers, timeout=30) as http,
+        Client(streamable_http_client(url, http_client=http), mode=mode) as client,
+    ):
+        yield client
 
 
 @pytest.mark.parametrize("mode", ["legacy", "auto"])
@@ -110,7 +127,10 @@ def test_a_non_loopback_bind_without_a_token_refuses_to_start():
     env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"), "XAI_API_KEY": TEST_KEY}
     done = subprocess.run(
         [sys.executable, "-m", "xai_mcp", "serve", "--transport", "http", "--host", "0.0.0.0", "--port", "9"],
-        env=env, capture_output=True, timeout=60, stdin=subprocess.DEVNULL,
+        env=env,
+        capture_output=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
     )
     assert done.returncode == 2
     assert b"XAI_MCP_HTTP_TOKEN" in done.stderr
@@ -125,11 +145,15 @@ async def test_a_job_started_on_one_replica_resumes_on_another(emulator, tmp_pat
 
     async with _replica_async(emulator, tmp_path) as url_a, _replica_async(emulator, tmp_path) as url_b:
         async with _client(url_a) as a:
-            started = structured(await a.call_tool("generate_video", {"prompt": "clouds", "wait_seconds": 0.5},
-                                                   progress_callback=on_progress))
+            started = structured(
+                await a.call_tool(
+                    "generate_video", {"prompt": "clouds", "wait_seconds": 0.5}, progress_callback=on_progress
+                )
+            )
         assert started["status"] == "pending"
         async with _client(url_b) as b:
-            finished = structured(await b.call_tool("get_video", {"request_id": started["request_id"],
-                                                                  "wait_seconds": 10}))
+            finished = structured(
+                await b.call_tool("get_video", {"request_id": started["request_id"], "wait_seconds": 10})
+            )
     assert finished["status"] == "done" and finished["url"]
     assert progress, "progress notifications travel over HTTP (SSE)"

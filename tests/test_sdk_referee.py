@@ -45,7 +45,9 @@ async def test_the_official_sdk_runs_its_documented_usage_against_the_emulator(e
     assert out["stream"]["content"] == out["stream"]["joined"] == sample["content"]
     assert out["stream"]["chunks"] >= 3
     assert out["defer"]["content"] == sample["content"]
-    assert out["tool_call"] == [{"name": "get_weather", "arguments": {"city": out["tool_call"][0]["arguments"]["city"]}}]
+    assert out["tool_call"] == [
+        {"name": "get_weather", "arguments": {"city": out["tool_call"][0]["arguments"]["city"]}}
+    ]
     assert isinstance(out["tool_call"][0]["arguments"]["city"], str)
 
     assert out["image_base64"] == {"prefix": "data:image/png;base64,", "png": True}

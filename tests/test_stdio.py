@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -55,15 +56,21 @@ async def test_a_video_wait_sends_progress_then_a_pending_handle_resumes(emulato
         seen.append((progress, message))
 
     async with Client(_params(emulator, tmp_path), mode="legacy") as client:
-        first = structured(await client.call_tool(
-            "generate_video", {"prompt": "waves", "wait_seconds": 1.0}, progress_callback=on_progress))
+        first = structured(
+            await client.call_tool(
+                "generate_video", {"prompt": "waves", "wait_seconds": 1.0}, progress_callback=on_progress
+            )
+        )
         assert first["status"] == "pending" and first["request_id"]
         assert "get_video" in first["next_step"]
-        done = structured(await client.call_tool(
-            "get_video", {"request_id": first["request_id"], "wait_seconds": 10}, progress_callback=on_progress))
+        done = structured(
+            await client.call_tool(
+                "get_video", {"request_id": first["request_id"], "wait_seconds": 10}, progress_callback=on_progress
+            )
+        )
     assert done["status"] == "done" and done["url"].startswith(emulator.media_url)
     assert len(seen) >= 2
-    assert all(a[0] < b[0] for a, b in zip(seen, seen[1:], strict=False))  # progress only increases
+    assert all(a[0] < b[0] for a, b in itertools.pairwise(seen))  # progress only increases
     assert any("video" in (message or "") for _, message in seen)
 
 
@@ -98,10 +105,15 @@ class RawServer:
                 return message
 
     def initialize(self) -> None:
-        result = self.request(1, "initialize", {
-            "protocolVersion": "2025-11-25", "capabilities": {},
-            "clientInfo": {"name": "raw-test", "version": "1"},
-        })
+        result = self.request(
+            1,
+            "initialize",
+            {
+                "protocolVersion": "2025-11-25",
+                "capabilities": {},
+                "clientInfo": {"name": "raw-test", "version": "1"},
+            },
+        )
         assert result["result"]["serverInfo"]["name"] == "xai-mcp"
         self.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
 
@@ -152,26 +164,36 @@ async def test_stdout_is_only_json_rpc_and_shutdown_is_clean(emulator, tmp_path,
 
 def test_a_missing_key_stops_the_server_with_a_clear_message():
     env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp")}
-    done = subprocess.run([sys.executable, "-m", "xai_mcp"], env=env, capture_output=True, timeout=60,
-                          stdin=subprocess.DEVNULL)
+    done = subprocess.run(
+        [sys.executable, "-m", "xai_mcp"], env=env, capture_output=True, timeout=60, stdin=subprocess.DEVNULL
+    )
     assert done.returncode == 2
     assert done.stdout == b""
     assert b"XAI_API_KEY is not set" in done.stderr
 
 
 def test_plaintext_to_a_remote_host_refuses_to_start():
-    env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"), "XAI_API_KEY": TEST_KEY,
-           "XAI_API_HOST": "api.x.ai:443", "XAI_MCP_INSECURE": "1"}
-    done = subprocess.run([sys.executable, "-m", "xai_mcp"], env=env, capture_output=True, timeout=60,
-                          stdin=subprocess.DEVNULL)
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "XAI_API_KEY": TEST_KEY,
+        "XAI_API_HOST": "api.x.ai:443",
+        "XAI_MCP_INSECURE": "1",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "xai_mcp"], env=env, capture_output=True, timeout=60, stdin=subprocess.DEVNULL
+    )
     assert done.returncode == 2 and done.stdout == b""
     assert b"only allowed for loopback" in done.stderr
     assert TEST_KEY.encode() not in done.stderr
 
 
 async def test_the_built_in_emulator_needs_no_key(tmp_path):
-    env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"),
-           "XAI_MCP_OUTPUT_DIR": str(tmp_path)}
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "XAI_MCP_OUTPUT_DIR": str(tmp_path),
+    }
     params = StdioServerParameters(command=sys.executable, args=["-m", "xai_mcp", "--emulator"], env=env)
     async with Client(params, mode="legacy") as client:
         result = structured(await client.call_tool("list_models", {"kind": "image"}))

@@ -25,8 +25,16 @@ CATALOG = {
     "models": ["list_models", "get_model"],
     "tokenize": ["tokenize_text"],
     "account": ["get_api_key_info"],
-    "batch": ["create_batch", "add_batch_requests", "get_batch", "list_batches", "cancel_batch",
-              "list_batch_requests", "list_batch_results", "get_batch_result"],
+    "batch": [
+        "create_batch",
+        "add_batch_requests",
+        "get_batch",
+        "list_batches",
+        "cancel_batch",
+        "list_batch_requests",
+        "list_batch_results",
+        "get_batch_result",
+    ],
     "sample": ["sample_text"],
     "embed": ["embed"],
 }

@@ -18,8 +18,15 @@ def test_every_message_field_enum_and_rpc_matches_the_official_sdk(reference):
     # The comparison really covered something: all our services and a known set of messages.
     services = {f"{f.package}.{s.name}" for f in ours for s in f.service}
     assert services == {
-        "xai_api.Chat", "xai_api.Image", "xai_api.Video", "xai_api.BatchMgmt", "xai_api.Models",
-        "xai_api.Auth", "xai_api.Tokenize", "xai_api.Sample", "xai_api.Embedder",
+        "xai_api.Chat",
+        "xai_api.Image",
+        "xai_api.Video",
+        "xai_api.BatchMgmt",
+        "xai_api.Models",
+        "xai_api.Auth",
+        "xai_api.Tokenize",
+        "xai_api.Sample",
+        "xai_api.Embedder",
     }
     assert sum(len(f.message_type) for f in ours) > 80
 

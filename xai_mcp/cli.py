@@ -34,8 +34,12 @@ examples:
 def _server_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--emulator", action="store_true", help="use a built-in xAI emulator instead of xAI (offline)")
     parser.add_argument("--toolsets", help="comma-separated toolsets to serve, or 'all' (env XAI_MCP_TOOLSETS)")
-    parser.add_argument("--read-only", action="store_true", default=None,
-                        help="serve only tools that spend nothing (env XAI_MCP_READ_ONLY=1)")
+    parser.add_argument(
+        "--read-only",
+        action="store_true",
+        default=None,
+        help="serve only tools that spend nothing (env XAI_MCP_READ_ONLY=1)",
+    )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging on stderr (-v, -vv)")
 
 
@@ -47,26 +51,31 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     serve = sub.add_parser(
-        "serve", help="serve MCP over stdio (default) or streamable HTTP", formatter_class=raw,
+        "serve",
+        help="serve MCP over stdio (default) or streamable HTTP",
+        formatter_class=raw,
         description="Serve MCP. stdio is for hosts that launch the server; HTTP is for a shared service "
-                    "(stateless: run several replicas behind any load balancer).",
+        "(stateless: run several replicas behind any load balancer).",
         epilog="examples:\n  xai-mcp serve\n  xai-mcp serve --transport http --port 8000\n"
-               "  XAI_MCP_HTTP_TOKEN=secret xai-mcp serve --transport http --host 0.0.0.0",
+        "  XAI_MCP_HTTP_TOKEN=secret xai-mcp serve --transport http --host 0.0.0.0",
     )
     _server_options(serve)
     serve.add_argument("--transport", choices=["stdio", "http"], default="stdio", help="default stdio")
-    serve.add_argument("--host", default="127.0.0.1",
-                       help="HTTP bind address (default 127.0.0.1; others need XAI_MCP_HTTP_TOKEN)")
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="HTTP bind address (default 127.0.0.1; others need XAI_MCP_HTTP_TOKEN)"
+    )
     serve.add_argument("--port", type=int, default=8000, help="HTTP port (default 8000)")
 
     call = sub.add_parser(
-        "call", help="call one tool from the shell and print its result", formatter_class=raw,
+        "call",
+        help="call one tool from the shell and print its result",
+        formatter_class=raw,
         description="Call one tool through the real server (in process) and print the result. Arguments are "
-                    "key=value; values are parsed as JSON when they can be (numbers, true/false, lists, objects), "
-                    "else taken as text. Images returned inline are saved to the output folder.",
+        "key=value; values are parsed as JSON when they can be (numbers, true/false, lists, objects), "
+        "else taken as text. Images returned inline are saved to the output folder.",
         epilog="examples:\n  xai-mcp call list_models kind=language\n"
-               "  xai-mcp call chat prompt=\"Summarize gRPC in one line\" --json\n"
-               "  xai-mcp call generate_image prompt=\"a red fox\" --emulator",
+        '  xai-mcp call chat prompt="Summarize gRPC in one line" --json\n'
+        '  xai-mcp call generate_image prompt="a red fox" --emulator',
     )
     _server_options(call)
     call.add_argument("tool", help="tool name, e.g. chat")
@@ -74,9 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("--json", action="store_true", help="print the structured result as JSON (for scripts)")
 
     demo = sub.add_parser(
-        "demo", help="tour every toolset on the built-in emulator", formatter_class=raw,
+        "demo",
+        help="tour every toolset on the built-in emulator",
+        formatter_class=raw,
         description="Start the server over stdio on the built-in emulator, connect a real MCP client, call "
-                    "each toolset once and print a short transcript. Needs no key and no network.",
+        "each toolset once and print a short transcript. Needs no key and no network.",
         epilog="example:\n  xai-mcp demo",
     )
     demo.add_argument("-v", "--verbose", action="count", default=0, help="more logging on stderr")

@@ -85,7 +85,8 @@ _TABLE: dict[grpc.StatusCode, tuple[type[XaiError], str]] = {
     _S.ALREADY_EXISTS: (InvalidRequest, "xAI rejected the {what} request (already exists): {details}"),
     _S.NOT_FOUND: (
         NotFound,
-        "xAI could not find {subject} ({details}). Check the name or id; list_models shows the models your key can use.",
+        "xAI could not find {subject} ({details}). Check the name or id; "
+        "list_models shows the models your key can use.",
     ),
     _S.UNAUTHENTICATED: (
         AuthFailed,
@@ -120,8 +121,11 @@ _TABLE: dict[grpc.StatusCode, tuple[type[XaiError], str]] = {
         "The endpoint at {host} does not support this {what} call ({details}). Check XAI_API_HOST.",
     ),
 }
-_FALLBACK = (ServerError, "xAI internal error ({code}) in the {what} request: {details}. Retry; if it persists, "
-             "the problem is on xAI's side.")
+_FALLBACK = (
+    ServerError,
+    "xAI internal error ({code}) in the {what} request: {details}. Retry; if it persists, "
+    "the problem is on xAI's side.",
+)
 
 
 def scrub(text: str, secrets: Iterable[str] = ()) -> str:

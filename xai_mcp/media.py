@@ -31,7 +31,9 @@ def output_folder(configured: Path) -> Path:
     try:
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     except OSError as err:
-        raise OutputError(f"cannot create the output folder {folder} ({err.strerror}); set XAI_MCP_OUTPUT_DIR") from None
+        raise OutputError(
+            f"cannot create the output folder {folder} ({err.strerror}); set XAI_MCP_OUTPUT_DIR"
+        ) from None
     return folder.resolve()
 
 

@@ -94,8 +94,9 @@ async def wait_for(
         if poll.percent is not None and poll.percent > first_percent and elapsed > 0:
             eta = (100 - poll.percent) * elapsed / (poll.percent - first_percent)
             message = f"{message} — about {math.ceil(eta)} s left"
-        await progress.report(poll.percent if poll.percent is not None else elapsed, message,
-                              100.0 if poll.percent is not None else None)
+        await progress.report(
+            poll.percent if poll.percent is not None else elapsed, message, 100.0 if poll.percent is not None else None
+        )
         if remaining <= 0:
             return Waited(poll, polls, elapsed)
         interval = next_interval(elapsed, poll.percent, interval, first_percent)

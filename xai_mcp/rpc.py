@@ -88,65 +88,152 @@ _SAFE, _PAID = Retry.SAFE, Retry.PAID
 _Empty = empty_pb2.Empty
 
 # Chat
-GET_COMPLETION = Rpc("/xai_api.Chat/GetCompletion", chat_pb2.GetCompletionsRequest,
-                     chat_pb2.GetChatCompletionResponse, _PAID, "chat")
-GET_COMPLETION_CHUNK = Rpc("/xai_api.Chat/GetCompletionChunk", chat_pb2.GetCompletionsRequest,
-                           chat_pb2.GetChatCompletionChunk, _PAID, "chat", streaming=True)
-START_DEFERRED_COMPLETION = Rpc("/xai_api.Chat/StartDeferredCompletion", chat_pb2.GetCompletionsRequest,
-                                deferred_pb2.StartDeferredResponse, _PAID, "deferred chat")
-GET_DEFERRED_COMPLETION = Rpc("/xai_api.Chat/GetDeferredCompletion", deferred_pb2.GetDeferredRequest,
-                              chat_pb2.GetDeferredCompletionResponse, _SAFE, "deferred chat poll")
-GET_STORED_COMPLETION = Rpc("/xai_api.Chat/GetStoredCompletion", chat_pb2.GetStoredCompletionRequest,
-                            chat_pb2.GetChatCompletionResponse, _SAFE, "stored chat")
-DELETE_STORED_COMPLETION = Rpc("/xai_api.Chat/DeleteStoredCompletion", chat_pb2.DeleteStoredCompletionRequest,
-                               chat_pb2.DeleteStoredCompletionResponse, _SAFE, "stored chat deletion")
+GET_COMPLETION = Rpc(
+    "/xai_api.Chat/GetCompletion", chat_pb2.GetCompletionsRequest, chat_pb2.GetChatCompletionResponse, _PAID, "chat"
+)
+GET_COMPLETION_CHUNK = Rpc(
+    "/xai_api.Chat/GetCompletionChunk",
+    chat_pb2.GetCompletionsRequest,
+    chat_pb2.GetChatCompletionChunk,
+    _PAID,
+    "chat",
+    streaming=True,
+)
+START_DEFERRED_COMPLETION = Rpc(
+    "/xai_api.Chat/StartDeferredCompletion",
+    chat_pb2.GetCompletionsRequest,
+    deferred_pb2.StartDeferredResponse,
+    _PAID,
+    "deferred chat",
+)
+GET_DEFERRED_COMPLETION = Rpc(
+    "/xai_api.Chat/GetDeferredCompletion",
+    deferred_pb2.GetDeferredRequest,
+    chat_pb2.GetDeferredCompletionResponse,
+    _SAFE,
+    "deferred chat poll",
+)
+GET_STORED_COMPLETION = Rpc(
+    "/xai_api.Chat/GetStoredCompletion",
+    chat_pb2.GetStoredCompletionRequest,
+    chat_pb2.GetChatCompletionResponse,
+    _SAFE,
+    "stored chat",
+)
+DELETE_STORED_COMPLETION = Rpc(
+    "/xai_api.Chat/DeleteStoredCompletion",
+    chat_pb2.DeleteStoredCompletionRequest,
+    chat_pb2.DeleteStoredCompletionResponse,
+    _SAFE,
+    "stored chat deletion",
+)
 # Image and video
-GENERATE_IMAGE = Rpc("/xai_api.Image/GenerateImage", image_pb2.GenerateImageRequest,
-                     image_pb2.ImageResponse, _PAID, "image")
-GENERATE_VIDEO = Rpc("/xai_api.Video/GenerateVideo", video_pb2.GenerateVideoRequest,
-                     deferred_pb2.StartDeferredResponse, _PAID, "video")
-EXTEND_VIDEO = Rpc("/xai_api.Video/ExtendVideo", video_pb2.ExtendVideoRequest,
-                   deferred_pb2.StartDeferredResponse, _PAID, "video extension")
-GET_DEFERRED_VIDEO = Rpc("/xai_api.Video/GetDeferredVideo", video_pb2.GetDeferredVideoRequest,
-                         video_pb2.GetDeferredVideoResponse, _SAFE, "video poll")
+GENERATE_IMAGE = Rpc(
+    "/xai_api.Image/GenerateImage", image_pb2.GenerateImageRequest, image_pb2.ImageResponse, _PAID, "image"
+)
+GENERATE_VIDEO = Rpc(
+    "/xai_api.Video/GenerateVideo", video_pb2.GenerateVideoRequest, deferred_pb2.StartDeferredResponse, _PAID, "video"
+)
+EXTEND_VIDEO = Rpc(
+    "/xai_api.Video/ExtendVideo",
+    video_pb2.ExtendVideoRequest,
+    deferred_pb2.StartDeferredResponse,
+    _PAID,
+    "video extension",
+)
+GET_DEFERRED_VIDEO = Rpc(
+    "/xai_api.Video/GetDeferredVideo",
+    video_pb2.GetDeferredVideoRequest,
+    video_pb2.GetDeferredVideoResponse,
+    _SAFE,
+    "video poll",
+)
 # Batches: creating a batch or adding requests is not idempotent, so it retries like paid work.
-CREATE_BATCH = Rpc("/xai_api.BatchMgmt/CreateBatch", batch_pb2.CreateBatchRequest, batch_pb2.Batch,
-                   _PAID, "batch creation")
+CREATE_BATCH = Rpc(
+    "/xai_api.BatchMgmt/CreateBatch", batch_pb2.CreateBatchRequest, batch_pb2.Batch, _PAID, "batch creation"
+)
 GET_BATCH = Rpc("/xai_api.BatchMgmt/GetBatch", batch_pb2.GetBatchRequest, batch_pb2.Batch, _SAFE, "batch")
-LIST_BATCHES = Rpc("/xai_api.BatchMgmt/ListBatches", batch_pb2.ListBatchesRequest, batch_pb2.ListBatchesResponse,
-                   _SAFE, "batch listing")
-CANCEL_BATCH = Rpc("/xai_api.BatchMgmt/CancelBatch", batch_pb2.CancelBatchRequest, batch_pb2.Batch,
-                   _SAFE, "batch cancellation")
-ADD_BATCH_REQUESTS = Rpc("/xai_api.BatchMgmt/AddBatchRequests", batch_pb2.AddBatchRequestsRequest, _Empty,
-                         _PAID, "batch addition")
-LIST_BATCH_REQUEST_METADATA = Rpc("/xai_api.BatchMgmt/ListBatchRequestMetadata",
-                                  batch_pb2.ListBatchRequestMetadataRequest,
-                                  batch_pb2.ListBatchRequestMetadataResponse, _SAFE, "batch request listing")
-LIST_BATCH_RESULTS = Rpc("/xai_api.BatchMgmt/ListBatchResults", batch_pb2.ListBatchResultsRequest,
-                         batch_pb2.ListBatchResultsResponse, _SAFE, "batch result listing")
-GET_BATCH_REQUEST_RESULT = Rpc("/xai_api.BatchMgmt/GetBatchRequestResult", batch_pb2.GetBatchRequestResultRequest,
-                               batch_pb2.GetBatchRequestResultResponse, _SAFE, "batch result")
+LIST_BATCHES = Rpc(
+    "/xai_api.BatchMgmt/ListBatches",
+    batch_pb2.ListBatchesRequest,
+    batch_pb2.ListBatchesResponse,
+    _SAFE,
+    "batch listing",
+)
+CANCEL_BATCH = Rpc(
+    "/xai_api.BatchMgmt/CancelBatch", batch_pb2.CancelBatchRequest, batch_pb2.Batch, _SAFE, "batch cancellation"
+)
+ADD_BATCH_REQUESTS = Rpc(
+    "/xai_api.BatchMgmt/AddBatchRequests", batch_pb2.AddBatchRequestsRequest, _Empty, _PAID, "batch addition"
+)
+LIST_BATCH_REQUEST_METADATA = Rpc(
+    "/xai_api.BatchMgmt/ListBatchRequestMetadata",
+    batch_pb2.ListBatchRequestMetadataRequest,
+    batch_pb2.ListBatchRequestMetadataResponse,
+    _SAFE,
+    "batch request listing",
+)
+LIST_BATCH_RESULTS = Rpc(
+    "/xai_api.BatchMgmt/ListBatchResults",
+    batch_pb2.ListBatchResultsRequest,
+    batch_pb2.ListBatchResultsResponse,
+    _SAFE,
+    "batch result listing",
+)
+GET_BATCH_REQUEST_RESULT = Rpc(
+    "/xai_api.BatchMgmt/GetBatchRequestResult",
+    batch_pb2.GetBatchRequestResultRequest,
+    batch_pb2.GetBatchRequestResultResponse,
+    _SAFE,
+    "batch result",
+)
 # Models, auth, tokenize
-LIST_LANGUAGE_MODELS = Rpc("/xai_api.Models/ListLanguageModels", _Empty, models_pb2.ListLanguageModelsResponse,
-                           _SAFE, "model listing")
-LIST_EMBEDDING_MODELS = Rpc("/xai_api.Models/ListEmbeddingModels", _Empty, models_pb2.ListEmbeddingModelsResponse,
-                            _SAFE, "model listing")
-LIST_IMAGE_GENERATION_MODELS = Rpc("/xai_api.Models/ListImageGenerationModels", _Empty,
-                                   models_pb2.ListImageGenerationModelsResponse, _SAFE, "model listing")
-GET_LANGUAGE_MODEL = Rpc("/xai_api.Models/GetLanguageModel", models_pb2.GetModelRequest, models_pb2.LanguageModel,
-                         _SAFE, "model lookup")
-GET_EMBEDDING_MODEL = Rpc("/xai_api.Models/GetEmbeddingModel", models_pb2.GetModelRequest,
-                          models_pb2.EmbeddingModel, _SAFE, "model lookup")
-GET_IMAGE_GENERATION_MODEL = Rpc("/xai_api.Models/GetImageGenerationModel", models_pb2.GetModelRequest,
-                                 models_pb2.ImageGenerationModel, _SAFE, "model lookup")
+LIST_LANGUAGE_MODELS = Rpc(
+    "/xai_api.Models/ListLanguageModels", _Empty, models_pb2.ListLanguageModelsResponse, _SAFE, "model listing"
+)
+LIST_EMBEDDING_MODELS = Rpc(
+    "/xai_api.Models/ListEmbeddingModels", _Empty, models_pb2.ListEmbeddingModelsResponse, _SAFE, "model listing"
+)
+LIST_IMAGE_GENERATION_MODELS = Rpc(
+    "/xai_api.Models/ListImageGenerationModels",
+    _Empty,
+    models_pb2.ListImageGenerationModelsResponse,
+    _SAFE,
+    "model listing",
+)
+GET_LANGUAGE_MODEL = Rpc(
+    "/xai_api.Models/GetLanguageModel", models_pb2.GetModelRequest, models_pb2.LanguageModel, _SAFE, "model lookup"
+)
+GET_EMBEDDING_MODEL = Rpc(
+    "/xai_api.Models/GetEmbeddingModel", models_pb2.GetModelRequest, models_pb2.EmbeddingModel, _SAFE, "model lookup"
+)
+GET_IMAGE_GENERATION_MODEL = Rpc(
+    "/xai_api.Models/GetImageGenerationModel",
+    models_pb2.GetModelRequest,
+    models_pb2.ImageGenerationModel,
+    _SAFE,
+    "model lookup",
+)
 GET_API_KEY_INFO = Rpc("/xai_api.Auth/get_api_key_info", _Empty, auth_pb2.ApiKey, _SAFE, "API key info")
-TOKENIZE_TEXT = Rpc("/xai_api.Tokenize/TokenizeText", tokenize_pb2.TokenizeTextRequest,
-                    tokenize_pb2.TokenizeTextResponse, _SAFE, "tokenize")
+TOKENIZE_TEXT = Rpc(
+    "/xai_api.Tokenize/TokenizeText",
+    tokenize_pb2.TokenizeTextRequest,
+    tokenize_pb2.TokenizeTextResponse,
+    _SAFE,
+    "tokenize",
+)
 # Raw sampling and embeddings (both billed)
-SAMPLE_TEXT = Rpc("/xai_api.Sample/SampleText", sample_pb2.SampleTextRequest, sample_pb2.SampleTextResponse,
-                  _PAID, "sampling")
-SAMPLE_TEXT_STREAMING = Rpc("/xai_api.Sample/SampleTextStreaming", sample_pb2.SampleTextRequest,
-                            sample_pb2.SampleTextResponse, _PAID, "sampling", streaming=True)
+SAMPLE_TEXT = Rpc(
+    "/xai_api.Sample/SampleText", sample_pb2.SampleTextRequest, sample_pb2.SampleTextResponse, _PAID, "sampling"
+)
+SAMPLE_TEXT_STREAMING = Rpc(
+    "/xai_api.Sample/SampleTextStreaming",
+    sample_pb2.SampleTextRequest,
+    sample_pb2.SampleTextResponse,
+    _PAID,
+    "sampling",
+    streaming=True,
+)
 EMBED = Rpc("/xai_api.Embedder/Embed", embed_pb2.EmbedRequest, embed_pb2.EmbedResponse, _PAID, "embedding")
 
 RPCS: tuple[Rpc[Any, Any], ...] = tuple(v for v in list(globals().values()) if isinstance(v, Rpc))
@@ -206,8 +293,12 @@ class XaiClient:
         )
         # Answers about the request itself (a wrong name, a bad value) are routine for an agent.
         routine = error.code in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT)
-        log.log(logging.INFO if routine else logging.WARNING, "%s failed: %s", rpc.name,
-                error.code.name if error.code else "error")
+        log.log(
+            logging.INFO if routine else logging.WARNING,
+            "%s failed: %s",
+            rpc.name,
+            error.code.name if error.code else "error",
+        )
         return error
 
     def _retry_delay(self, rpc: Rpc[Any, Any], err: grpc.RpcError, attempt: int, deadline: float) -> float | None:

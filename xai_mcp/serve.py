@@ -86,8 +86,15 @@ async def serve_http(settings: Settings, *, host: str, port: int, emulator: bool
     check_http_bind(host, settings)
     async with backend(settings, emulator=emulator) as effective:
         server = create_server(effective, toolsets=parse_toolsets(effective.toolsets), read_only=effective.read_only)
-        log.warning("serving MCP over HTTP at http://%s:%d/mcp%s", host, port,
-                    " (bearer token required)" if effective.http_token else "")
+        log.warning(
+            "serving MCP over HTTP at http://%s:%d/mcp%s",
+            host,
+            port,
+            " (bearer token required)" if effective.http_token else "",
+        )
         await server.run_streamable_http_async(
-            host=host, port=port, stateless_http=True, transport_security=http_security(host, settings.http_allowed_hosts)
+            host=host,
+            port=port,
+            stateless_http=True,
+            transport_security=http_security(host, settings.http_allowed_hosts),
         )

@@ -111,9 +111,18 @@ def create_server(
             "auth": AuthSettings(issuer_url="http://127.0.0.1", resource_server_url=None, required_scopes=["xai-mcp"]),
         }
     server = MCPServer(
-        "xai-mcp", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan, log_level=settings.log_level, **auth
+        "xai-mcp",
+        version=__version__,
+        instructions=INSTRUCTIONS,
+        lifespan=lifespan,
+        log_level=settings.log_level,
+        **auth,
     )
     names = register_toolsets(server, toolsets, read_only=read_only)
-    log.info("serving %d tools from toolsets %s%s", len(names), ",".join(toolsets or ["all"]),
-             " (read-only)" if read_only else "")
+    log.info(
+        "serving %d tools from toolsets %s%s",
+        len(names),
+        ",".join(toolsets or ["all"]),
+        " (read-only)" if read_only else "",
+    )
     return server

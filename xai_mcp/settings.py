@@ -89,8 +89,11 @@ class Settings(BaseSettings):
         Path, Field(default_factory=_default_output_dir, description="Folder where saved images are written.")
     ]
     toolsets: Annotated[
-        str, Field(description="Comma-separated toolsets to serve (chat,image,video,models,tokenize,account,"
-                   "batch,sample,embed), or 'all'.")
+        str,
+        Field(
+            description="Comma-separated toolsets to serve (chat,image,video,models,tokenize,account,"
+            "batch,sample,embed), or 'all'."
+        ),
     ] = "all"
     read_only: Annotated[bool, Field(description="Serve only tools that spend nothing and change nothing.")] = False
     http_token: Annotated[

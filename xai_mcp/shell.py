@@ -110,29 +110,78 @@ def _usd(value: Any) -> str:
 
 
 DEMO_STEPS: tuple[Step, ...] = (
-    ("models", "list_models", {"kind": "language"},
-     lambda r: "language models: " + ", ".join(m["name"] for m in r["models"])),
-    ("tokenize", "tokenize_text", {"text": "Hello from xai-mcp!"},
-     lambda r: f"{r['token_count']} tokens with {r['model']}"),
-    ("account", "get_api_key_info", {}, lambda r: f"key {r['redacted_key']}, team {r['team_id']}, usable={r['usable']}"),
-    ("chat", "chat", {"prompt": "What can an MCP server for xAI do?"},
-     lambda r: f"{r['model']}: {r['content']!r} (cost {_usd(r['usage']['cost_usd'])})"),
-    ("chat", "chat", {"prompt": "Latest news about gRPC", "web_search": True},
-     lambda r: f"answer with {len(r['citations'])} citation(s): {', '.join(r['citations'])}"),
-    ("image", "generate_image", {"prompt": "A lighthouse at dawn", "output": "file"},
-     lambda r: "saved " + ", ".join(str(i.get("path")) for i in r["images"])),
-    ("video", "generate_video", {"prompt": "Waves rolling onto a beach", "duration": 4},
-     lambda r: f"{r['status']}: {r.get('url')} ({r.get('duration')} s, cost {_usd(r.get('cost_usd'))})"),
-    ("batch", "create_batch", {"name": "demo", "requests": [
-        {"batch_request_id": "q1", "prompt": "First question"},
-        {"batch_request_id": "q2", "prompt": "Second question"}]},
-     lambda r: f"batch {r['batch_id']} created with {r['total']} requests"),
-    ("batch", "get_batch", lambda done: {"batch_id": done["create_batch"]["batch_id"], "wait_seconds": 30},
-     lambda r: f"{r['status']}: {r['succeeded']} succeeded, {r['failed']} failed (cost {_usd(r.get('cost_usd'))})"),
-    ("sample", "sample_text", {"prompt": "Once upon a time", "max_tokens": 12},
-     lambda r: f"{r['choices'][0]['text']!r} ({r['choices'][0]['finish_reason']})"),
-    ("embed", "embed", {"inputs": ["hello", "world"]},
-     lambda r: f"{len(r['vectors'])} vectors of {r['vectors'][0]['dimensions']} dimensions"),
+    (
+        "models",
+        "list_models",
+        {"kind": "language"},
+        lambda r: "language models: " + ", ".join(m["name"] for m in r["models"]),
+    ),
+    (
+        "tokenize",
+        "tokenize_text",
+        {"text": "Hello from xai-mcp!"},
+        lambda r: f"{r['token_count']} tokens with {r['model']}",
+    ),
+    (
+        "account",
+        "get_api_key_info",
+        {},
+        lambda r: f"key {r['redacted_key']}, team {r['team_id']}, usable={r['usable']}",
+    ),
+    (
+        "chat",
+        "chat",
+        {"prompt": "What can an MCP server for xAI do?"},
+        lambda r: f"{r['model']}: {r['content']!r} (cost {_usd(r['usage']['cost_usd'])})",
+    ),
+    (
+        "chat",
+        "chat",
+        {"prompt": "Latest news about gRPC", "web_search": True},
+        lambda r: f"answer with {len(r['citations'])} citation(s): {', '.join(r['citations'])}",
+    ),
+    (
+        "image",
+        "generate_image",
+        {"prompt": "A lighthouse at dawn", "output": "file"},
+        lambda r: "saved " + ", ".join(str(i.get("path")) for i in r["images"]),
+    ),
+    (
+        "video",
+        "generate_video",
+        {"prompt": "Waves rolling onto a beach", "duration": 4},
+        lambda r: f"{r['status']}: {r.get('url')} ({r.get('duration')} s, cost {_usd(r.get('cost_usd'))})",
+    ),
+    (
+        "batch",
+        "create_batch",
+        {
+            "name": "demo",
+            "requests": [
+                {"batch_request_id": "q1", "prompt": "First question"},
+                {"batch_request_id": "q2", "prompt": "Second question"},
+            ],
+        },
+        lambda r: f"batch {r['batch_id']} created with {r['total']} requests",
+    ),
+    (
+        "batch",
+        "get_batch",
+        lambda done: {"batch_id": done["create_batch"]["batch_id"], "wait_seconds": 30},
+        lambda r: f"{r['status']}: {r['succeeded']} succeeded, {r['failed']} failed (cost {_usd(r.get('cost_usd'))})",
+    ),
+    (
+        "sample",
+        "sample_text",
+        {"prompt": "Once upon a time", "max_tokens": 12},
+        lambda r: f"{r['choices'][0]['text']!r} ({r['choices'][0]['finish_reason']})",
+    ),
+    (
+        "embed",
+        "embed",
+        {"inputs": ["hello", "world"]},
+        lambda r: f"{len(r['vectors'])} vectors of {r['vectors'][0]['dimensions']} dimensions",
+    ),
 )
 
 
@@ -157,7 +206,9 @@ async def demo() -> int:
                 continue
             results[tool] = result.structured_content or {}
             _write(f"  → {summarize(results[tool])}")
-    _write(f"\ndone in {time.monotonic() - started:.1f} s; {len(DEMO_STEPS) - failures}/{len(DEMO_STEPS)} calls succeeded")
+    _write(
+        f"\ndone in {time.monotonic() - started:.1f} s; {len(DEMO_STEPS) - failures}/{len(DEMO_STEPS)} calls succeeded"
+    )
     return 1 if failures else 0
 
 

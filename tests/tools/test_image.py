@@ -20,7 +20,6 @@ from xai_mcp.emulator.server import Emulator
 from xai_mcp.settings import Settings
 from xai_mcp.tools.image import _ASPECT_RATIOS
 
-
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -53,7 +52,7 @@ def last_request(emulator: Emulator) -> image_pb2.GenerateImageRequest:
 
 async def download(url: str) -> bytes:
     def get() -> bytes:
-        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - loopback emulator URL
+        with urllib.request.urlopen(url, timeout=5) as response:
             data: bytes = response.read()
             return data
 
@@ -79,7 +78,14 @@ async def test_inline_image_is_a_real_png_and_stays_out_of_structured_content(
     assert data["cost_usd"] == 0.02  # 2 US cent per image
     assert data["note"] is None
     assert data["images"] == [
-        {"index": 0, "moderated": False, "mime_type": "image/png", "size_bytes": len(picture), "url": None, "path": None}
+        {
+            "index": 0,
+            "moderated": False,
+            "mime_type": "image/png",
+            "size_bytes": len(picture),
+            "url": None,
+            "path": None,
+        }
     ]
     # The base64 travels once, in the image block; the structured result stays tiny.
     assert len(json.dumps(data)) < 1000
@@ -277,8 +283,6 @@ async def test_bad_sources_are_refused_with_the_argument_named(
     assert "unreachable.invalid" in unreachable
     assert last_request(emulator).image.image_url == "https://unreachable.invalid/cat.png"
 
-    too_many = error_text(
-        await client.call_tool("edit_image", {"prompt": "edit", "images": [str(good)] * 6})
-    )
+    too_many = error_text(await client.call_tool("edit_image", {"prompt": "edit", "images": [str(good)] * 6}))
     assert "images" in too_many
     assert emulator.calls["GenerateImage"] == 1

@@ -19,7 +19,6 @@ from xai_mcp.emulator.server import Emulator
 from xai_mcp.tools.video import _ASPECT_RATIOS, _from_response
 
 
-
 @pytest.fixture
 def emulator_config() -> EmulatorConfig:
     # Shorter videos than the suite default: these tests wait for many of them.
@@ -28,7 +27,7 @@ def emulator_config() -> EmulatorConfig:
 
 async def download(url: str) -> bytes:
     def get() -> bytes:
-        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - loopback emulator URL
+        with urllib.request.urlopen(url, timeout=5) as response:
             data: bytes = response.read()
             return data
 
@@ -207,8 +206,9 @@ async def test_bad_inputs_are_refused_before_anything_is_billed(
 
     too_long = await client.call_tool("generate_video", {"prompt": "x", "duration": 16})
     assert "duration" in error_text(too_long)
-    too_long_extension = await client.call_tool("extend_video", {"prompt": "x", "video": "https://e.com/v.mp4",
-                                                                 "duration": 11})
+    too_long_extension = await client.call_tool(
+        "extend_video", {"prompt": "x", "video": "https://e.com/v.mp4", "duration": 11}
+    )
     assert "duration" in error_text(too_long_extension)
 
     assert emulator.calls["GenerateVideo"] == 0 and emulator.calls["ExtendVideo"] == 0

@@ -7,9 +7,9 @@ import random
 import threading
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 import grpc
-from dataclasses import dataclass, field
 
 from xai_mcp.emulator.config import EmulatorConfig
 

@@ -20,11 +20,17 @@ import grpc
 from google.protobuf import empty_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from xai_mcp._pb.v1 import auth_pb2, auth_pb2_grpc
-from xai_mcp._pb.v1 import embed_pb2, embed_pb2_grpc
-from xai_mcp._pb.v1 import sample_pb2, sample_pb2_grpc
-from xai_mcp._pb.v1 import tokenize_pb2, tokenize_pb2_grpc
-from xai_mcp._pb.v1 import usage_pb2
+from xai_mcp._pb.v1 import (
+    auth_pb2,
+    auth_pb2_grpc,
+    embed_pb2,
+    embed_pb2_grpc,
+    sample_pb2,
+    sample_pb2_grpc,
+    tokenize_pb2,
+    tokenize_pb2_grpc,
+    usage_pb2,
+)
 from xai_mcp.emulator import media_sources, text
 from xai_mcp.emulator.catalog import Model
 from xai_mcp.emulator.env import Env, Rejected, bearer_key, redact_key
@@ -62,9 +68,7 @@ def api_key_info(key: str) -> auth_pb2.ApiKey:
 
 
 class AuthService(auth_pb2_grpc.AuthServicer):
-    async def get_api_key_info(
-        self, request: empty_pb2.Empty, context: grpc.aio.ServicerContext
-    ) -> auth_pb2.ApiKey:
+    async def get_api_key_info(self, request: empty_pb2.Empty, context: grpc.aio.ServicerContext) -> auth_pb2.ApiKey:
         # The gate already refused calls without a key.
         return api_key_info(bearer_key(context.invocation_metadata()))
 
@@ -86,11 +90,54 @@ class TokenizeService(tokenize_pb2_grpc.TokenizeServicer):
 
 # --- Sample ----------------------------------------------------------------------------
 
-_WORDS = (
-    "the a of and to in is that it for on with as was by this be are from at or an which "
-    "model answer light river signal pattern quiet system future number window garden "
-    "question machine ocean story simple bright careful small large early later"
-).split()
+_WORDS = [
+    "the",
+    "a",
+    "of",
+    "and",
+    "to",
+    "in",
+    "is",
+    "that",
+    "it",
+    "for",
+    "on",
+    "with",
+    "as",
+    "was",
+    "by",
+    "this",
+    "be",
+    "are",
+    "from",
+    "at",
+    "or",
+    "an",
+    "which",
+    "model",
+    "answer",
+    "light",
+    "river",
+    "signal",
+    "pattern",
+    "quiet",
+    "system",
+    "future",
+    "number",
+    "window",
+    "garden",
+    "question",
+    "machine",
+    "ocean",
+    "story",
+    "simple",
+    "bright",
+    "careful",
+    "small",
+    "large",
+    "early",
+    "later",
+]
 _MAX_N = 8
 _STREAM_TOKENS_PER_CHUNK = 4
 
@@ -127,9 +174,7 @@ def _validate(request: sample_pb2.SampleTextRequest, model: Model) -> None:
         raise _invalid(f"n must be between 1 and {_MAX_N}, got {request.n}")
     longest = max(text.count_tokens(p) for p in request.prompt)
     if model.context_length and longest > model.context_length:
-        raise _invalid(
-            f"prompt is {longest} tokens long; {model.name} accepts at most {model.context_length}"
-        )
+        raise _invalid(f"prompt is {longest} tokens long; {model.name} accepts at most {model.context_length}")
 
 
 def continuation(prompt: str, variant: int, seed: int | None) -> str:
@@ -240,7 +285,7 @@ class SampleService(sample_pb2_grpc.SampleServicer):
             message.CopyFrom(header)
             if r < rounds - 1:
                 message.ClearField("usage")
-            for choice, parts in zip(choices, pieces):
+            for choice, parts in zip(choices, pieces, strict=True):
                 if r < len(parts):
                     last = r == len(parts) - 1
                     message.choices.add(
@@ -315,9 +360,7 @@ class EmbedderService(embed_pb2_grpc.EmbedderServicer):
         )
         for index, item in enumerate(request.input):
             material, is_image = self._material(index, item)
-            response.embeddings.add(
-                index=index, embeddings=[_feature(embedding_vector(material), as_base64)]
-            )
+            response.embeddings.add(index=index, embeddings=[_feature(embedding_vector(material), as_base64)])
             if is_image:
                 response.usage.num_image_embeddings += 1
             else:

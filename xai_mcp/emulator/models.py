@@ -97,23 +97,17 @@ class ModelsService(pb_grpc.ModelsServicer):
     async def ListLanguageModels(
         self, request: empty_pb2.Empty, context: grpc.aio.ServicerContext
     ) -> pb.ListLanguageModelsResponse:
-        return pb.ListLanguageModelsResponse(
-            models=[language_model(m) for m in catalog.of_kind("language")]
-        )
+        return pb.ListLanguageModelsResponse(models=[language_model(m) for m in catalog.of_kind("language")])
 
     async def ListEmbeddingModels(
         self, request: empty_pb2.Empty, context: grpc.aio.ServicerContext
     ) -> pb.ListEmbeddingModelsResponse:
-        return pb.ListEmbeddingModelsResponse(
-            models=[embedding_model(m) for m in catalog.of_kind("embedding")]
-        )
+        return pb.ListEmbeddingModelsResponse(models=[embedding_model(m) for m in catalog.of_kind("embedding")])
 
     async def ListImageGenerationModels(
         self, request: empty_pb2.Empty, context: grpc.aio.ServicerContext
     ) -> pb.ListImageGenerationModelsResponse:
-        return pb.ListImageGenerationModelsResponse(
-            models=[image_model(m) for m in catalog.of_kind("image")]
-        )
+        return pb.ListImageGenerationModelsResponse(models=[image_model(m) for m in catalog.of_kind("image")])
 
     async def GetLanguageModel(
         self, request: pb.GetModelRequest, context: grpc.aio.ServicerContext

@@ -25,6 +25,7 @@ from xai_mcp.errors import InvalidRequest, NotFound, XaiError
 from xai_mcp.polling import Poll, Progress, wait_for
 from xai_mcp.settings import Settings
 from xai_mcp.tools._common import DESTRUCTIVE, READ_ONLY, SPENDS, InputError, ToolSpec, add_tools, app
+from xai_mcp.tools._units import TICKS_PER_USD, cost_usd
 from xai_mcp.tools.chat import ChatParams, ChatResult, from_response, to_request
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,6 @@ XAI_PAYLOAD_LIMIT = 25_000_000
 CHUNK_BYTES = int(min(XAI_PAYLOAD_LIMIT, rpc.MAX_MESSAGE_BYTES) * 0.8)
 MAX_BATCH_ID_BYTES = 256  # room kept for the batch id when sizing requests before the batch exists
 PROMPT_SUMMARY_CHARS = 200
-TICKS_PER_USD = 1e10
 
 BatchStatus = Literal["empty", "running", "done", "cancelled"]
 RequestState = Literal["pending", "succeeded", "failed", "cancelled"]
@@ -319,7 +319,7 @@ def _media(data: batch_pb2.BatchResultData) -> MediaSummary | None:
             inline=sum(1 for item in image.images if item.WhichOneof("image") == "base64"),
             # respect_moderation false means the image was withheld.
             withheld=sum(1 for item in image.images if not item.respect_moderation),
-            cost_usd=usage.cost_in_usd_ticks / TICKS_PER_USD if usage.HasField("cost_in_usd_ticks") else None,
+            cost_usd=cost_usd(usage),
         )
     if kind == "video_response":
         video = data.video_response
@@ -330,7 +330,7 @@ def _media(data: batch_pb2.BatchResultData) -> MediaSummary | None:
             urls=[video.video.url] if video.video.url else [],
             inline=0,
             withheld=0 if not video.HasField("video") or video.video.respect_moderation else 1,
-            cost_usd=usage.cost_in_usd_ticks / TICKS_PER_USD if usage.HasField("cost_in_usd_ticks") else None,
+            cost_usd=cost_usd(usage),
         )
     return None
 

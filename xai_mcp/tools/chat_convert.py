@@ -18,13 +18,11 @@ from xai_mcp._pb.v1 import chat_pb2, deferred_pb2, image_pb2, sample_pb2, usage_
 from xai_mcp.settings import Settings
 from xai_mcp.sources import default_input_roots, resolve_image
 from xai_mcp.tools._common import InputError
-
-USD_PER_TICK = 1e-10  # usage.cost_in_usd_ticks: 1 tick = 1e-10 USD
+from xai_mcp.tools._units import FinishReason, cost_usd, finish_reason
 
 Role = Literal["system", "user", "assistant", "tool"]
 ReasoningEffort = Literal["none", "low", "medium", "high", "xhigh"]
 ToolMode = Literal["auto", "none", "required"]
-FinishReason = Literal["stop", "length", "tool_calls", "max_context", "time_limit", "unknown"]
 ChatStatus = Literal["done", "pending", "failed", "expired"]
 
 _ROLES: dict[str, chat_pb2.MessageRole.ValueType] = {
@@ -44,13 +42,6 @@ _TOOL_MODES: dict[str, chat_pb2.ToolMode.ValueType] = {
     "auto": chat_pb2.TOOL_MODE_AUTO,
     "none": chat_pb2.TOOL_MODE_NONE,
     "required": chat_pb2.TOOL_MODE_REQUIRED,
-}
-_FINISH_REASONS: dict[int, FinishReason] = {
-    sample_pb2.REASON_STOP: "stop",
-    sample_pb2.REASON_MAX_LEN: "length",
-    sample_pb2.REASON_TOOL_CALLS: "tool_calls",
-    sample_pb2.REASON_MAX_CONTEXT: "max_context",
-    sample_pb2.REASON_TIME_LIMIT: "time_limit",
 }
 # Tool calls the server ran itself (ToolCall.type), by the name an agent knows them by.
 _SERVER_CALL_TYPES: dict[int, str] = {
@@ -466,7 +457,7 @@ def _usage(usage: usage_pb2.SamplingUsage) -> Usage:
         reasoning_tokens=usage.reasoning_tokens,
         cached_prompt_tokens=usage.cached_prompt_text_tokens,
         total_tokens=usage.total_tokens,
-        cost_usd=usage.cost_in_usd_ticks * USD_PER_TICK if usage.HasField("cost_in_usd_ticks") else None,
+        cost_usd=cost_usd(usage),
     )
 
 
@@ -491,7 +482,7 @@ def from_response(pb: chat_pb2.GetChatCompletionResponse, *, schema_given: bool)
     """The agent's view of a finished response: the last assistant output is the answer."""
     answer = _answer(pb)
     message = answer.message if answer is not None else chat_pb2.CompletionMessage()
-    finish = _FINISH_REASONS.get(answer.finish_reason, "unknown") if answer is not None else "unknown"
+    finish = finish_reason(answer.finish_reason) if answer is not None else "unknown"
     calls: list[ToolCallOut] = []
     server_tools: list[str] = []
     for output in pb.outputs:

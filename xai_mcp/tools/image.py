@@ -25,10 +25,10 @@ from xai_mcp.errors import ServerError
 from xai_mcp.settings import ConfigError
 from xai_mcp.sources import default_input_roots, resolve_image, sniff_image_type
 from xai_mcp.tools._common import SPENDS, ToolSpec, add_tools, app
+from xai_mcp.tools._units import cost_usd
 
 log = logging.getLogger(__name__)
 
-TICKS_PER_USD = 1e10  # cost_in_usd_ticks: 1 tick = 1e-10 USD
 MAX_SOURCES = 5
 
 AspectRatio = Literal[
@@ -198,10 +198,6 @@ def _from_response(pb: image_pb2.ImageResponse) -> list[_Generated]:
     return found
 
 
-def _cost_usd(pb: image_pb2.ImageResponse) -> float | None:
-    return pb.usage.cost_in_usd_ticks / TICKS_PER_USD if pb.usage.HasField("cost_in_usd_ticks") else None
-
-
 def _summary(result: ImageResult) -> str:
     """A short text for the person reading the reply (the structured result has the details)."""
     made = sum(not item.moderated for item in result.images)
@@ -243,8 +239,11 @@ async def _generate(ctx: Context, request: image_pb2.GenerateImageRequest, outpu
             else:
                 # The picture travels once, in the image block; structured content stays small.
                 blocks.append(
-                    ImageContent(type="image", data=base64.b64encode(image.data).decode("ascii"),
-                                 mime_type=image.mime_type or "image/png")
+                    ImageContent(
+                        type="image",
+                        data=base64.b64encode(image.data).decode("ascii"),
+                        mime_type=image.mime_type or "image/png",
+                    )
                 )
         items.append(item)
 
@@ -252,7 +251,7 @@ async def _generate(ctx: Context, request: image_pb2.GenerateImageRequest, outpu
         model=response.model or request.model,
         output=output,
         images=items,
-        cost_usd=_cost_usd(response),
+        cost_usd=cost_usd(response.usage),
         note=URL_NOTE if any(item.url for item in items) else None,
     )
     log.info("%d image(s) from %s delivered as %s", len(items), result.model, output)
@@ -281,7 +280,12 @@ async def generate_image(
     output='url' for xAI's temporary links or output='file' to save them on this machine.
     To change an existing picture use edit_image."""
     request = _to_request(
-        prompt=prompt, model=model, n=n, aspect_ratio=aspect_ratio, resolution=resolution, quality=quality,
+        prompt=prompt,
+        model=model,
+        n=n,
+        aspect_ratio=aspect_ratio,
+        resolution=resolution,
+        quality=quality,
         output=output,
     )
     return await _generate(ctx, request, output)
@@ -317,8 +321,14 @@ async def edit_image(
     roots = default_input_roots(state.settings.output_dir)
     sources = [resolve_image(value, field=f"images[{i}]", roots=roots) for i, value in enumerate(images)]
     request = _to_request(
-        prompt=prompt, model=model, n=n, aspect_ratio=aspect_ratio, resolution=resolution, quality=quality,
-        output=output, sources=sources,
+        prompt=prompt,
+        model=model,
+        n=n,
+        aspect_ratio=aspect_ratio,
+        resolution=resolution,
+        quality=quality,
+        output=output,
+        sources=sources,
     )
     return await _generate(ctx, request, output)
 

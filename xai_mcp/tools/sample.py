@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Annotated, Literal
+from typing import Annotated
 
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
@@ -14,18 +14,8 @@ from xai_mcp import rpc
 from xai_mcp._pb.v1 import sample_pb2, usage_pb2
 from xai_mcp.polling import Progress
 from xai_mcp.tools._common import SPENDS, InputError, ToolSpec, add_tools, app
+from xai_mcp.tools._units import FinishReason, cost_usd, finish_reason
 
-FinishReason = Literal["stop", "length", "max_context", "tool_calls", "time_limit", "unknown"]
-
-_FINISH_REASONS: dict[int, FinishReason] = {
-    sample_pb2.REASON_STOP: "stop",
-    sample_pb2.REASON_MAX_LEN: "length",
-    sample_pb2.REASON_MAX_CONTEXT: "max_context",
-    sample_pb2.REASON_TOOL_CALLS: "tool_calls",
-    sample_pb2.REASON_TIME_LIMIT: "time_limit",
-}
-
-TICKS_PER_USD = 10_000_000_000  # cost_in_usd_ticks: 1 tick = 1e-10 USD
 PROGRESS_EVERY = 1.0  # seconds between progress notifications while text streams in
 
 _INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
@@ -104,7 +94,7 @@ def _from_usage(pb: usage_pb2.SamplingUsage) -> SampleUsage:
         prompt_tokens=pb.prompt_tokens,
         completion_tokens=pb.completion_tokens,
         total_tokens=pb.total_tokens,
-        cost_usd=pb.cost_in_usd_ticks / TICKS_PER_USD if pb.HasField("cost_in_usd_ticks") else None,
+        cost_usd=cost_usd(pb),
     )
 
 
@@ -114,7 +104,7 @@ def _from_assembly(assembly: _Assembly, *, model: str) -> SampleResult:
             index=index,
             text="".join(assembly.pieces[index]),
             # A reason newer than our protos, or none at all, must not fail the call.
-            finish_reason=_FINISH_REASONS.get(assembly.finish.get(index, 0), "unknown"),
+            finish_reason=finish_reason(assembly.finish.get(index, 0)),
         )
         for index in sorted(assembly.pieces)
     ]

@@ -21,10 +21,10 @@ from xai_mcp.errors import XaiError
 from xai_mcp.polling import Poll, Progress, wait_for
 from xai_mcp.sources import default_input_roots, resolve_image
 from xai_mcp.tools._common import READ_ONLY, SPENDS, InputError, ToolSpec, add_tools, app
+from xai_mcp.tools._units import cost_usd
 
 log = logging.getLogger(__name__)
 
-TICKS_PER_USD = 1e10  # cost_in_usd_ticks: 1 tick = 1e-10 USD
 MAX_URL_CHARS = 20_000_000  # a data URL travels in the request, and xAI takes at most 20 MiB
 
 AspectRatio = Literal["1:1", "16:9", "9:16", "4:3", "3:4", "3:2", "2:3"]
@@ -169,8 +169,7 @@ def _from_response(pb: video_pb2.GetDeferredVideoResponse, request_id: str, mode
         result.duration = video.duration or None
         result.url = video.url or None
         result.moderated = not video.respect_moderation
-        if response.usage.HasField("cost_in_usd_ticks"):
-            result.cost_usd = response.usage.cost_in_usd_ticks / TICKS_PER_USD
+        result.cost_usd = cost_usd(response.usage)
         if result.moderated or not result.url:
             result.next_step = "xAI withheld the video (content moderation): there is no URL. Change the prompt."
         else:
@@ -277,8 +276,13 @@ async def generate_video(
         image_url = resolve_image(image, field="image", roots=default_input_roots(state.settings.output_dir))
     source = _video_source(video, "video") if video is not None else None
     request = _to_generate_request(
-        prompt=prompt, model=model, image_url=image_url, video=source, duration=duration,
-        aspect_ratio=aspect_ratio, resolution=resolution,
+        prompt=prompt,
+        model=model,
+        image_url=image_url,
+        video=source,
+        duration=duration,
+        aspect_ratio=aspect_ratio,
+        resolution=resolution,
     )
     started = await state.xai.call(rpc.GENERATE_VIDEO, request, subject=f"model '{model}'")
     log.info("video %s started with %s", started.request_id, model)
