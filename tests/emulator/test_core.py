@@ -17,15 +17,21 @@ from pathlib import Path
 
 import grpc
 import pytest
+from conftest import TEST_KEY
 from google.protobuf import empty_pb2
 
-from conftest import TEST_KEY
-from xai_mcp._pb.v1 import auth_pb2_grpc
-from xai_mcp._pb.v1 import embed_pb2, embed_pb2_grpc
-from xai_mcp._pb.v1 import image_pb2
-from xai_mcp._pb.v1 import models_pb2, models_pb2_grpc
-from xai_mcp._pb.v1 import sample_pb2, sample_pb2_grpc
-from xai_mcp._pb.v1 import tokenize_pb2, tokenize_pb2_grpc
+from xai_mcp._pb.v1 import (
+    auth_pb2_grpc,
+    embed_pb2,
+    embed_pb2_grpc,
+    image_pb2,
+    models_pb2,
+    models_pb2_grpc,
+    sample_pb2,
+    sample_pb2_grpc,
+    tokenize_pb2,
+    tokenize_pb2_grpc,
+)
 from xai_mcp.emulator import catalog, misc
 from xai_mcp.emulator.config import EmulatorConfig
 from xai_mcp.emulator.env import Rejected
@@ -35,9 +41,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _credentials(key: str) -> grpc.ChannelCredentials:
-    return grpc.composite_channel_credentials(
-        grpc.local_channel_credentials(), grpc.access_token_call_credentials(key)
-    )
+    return grpc.composite_channel_credentials(grpc.local_channel_credentials(), grpc.access_token_call_credentials(key))
 
 
 def _tokenize(channel: grpc.aio.Channel, text: str = "Hello, world!", model: str = "grok-4"):
@@ -84,9 +88,7 @@ async def test_wrong_key_is_unauthenticated_and_never_echoed(emulator: Emulator)
 # --- faults ----------------------------------------------------------------------------
 
 
-async def test_fail_first_fails_each_method_n_times(
-    emulator: Emulator, channel: grpc.aio.Channel
-) -> None:
+async def test_fail_first_fails_each_method_n_times(emulator: Emulator, channel: grpc.aio.Channel) -> None:
     emulator.config.fail_first = 2
     for _ in range(2):
         code, details = await _code(_tokenize(channel))
@@ -128,9 +130,7 @@ async def test_fail_first_is_absorbed_by_a_retrying_client(emulator: Emulator) -
     assert emulator.handled["TokenizeText"] == 1
 
 
-async def test_inject_fails_the_next_calls_before_the_handler(
-    emulator: Emulator, channel: grpc.aio.Channel
-) -> None:
+async def test_inject_fails_the_next_calls_before_the_handler(emulator: Emulator, channel: grpc.aio.Channel) -> None:
     emulator.inject("TokenizeText", grpc.StatusCode.PERMISSION_DENIED, count=2, details="no access")
     emulator.inject("*", grpc.StatusCode.INTERNAL, details="boom")
     for _ in range(2):
@@ -143,9 +143,7 @@ async def test_inject_fails_the_next_calls_before_the_handler(
     assert emulator.handled == {"TokenizeText": 1}
 
 
-async def test_exhausted_rate_fails_a_seeded_share(
-    emulator: Emulator, channel: grpc.aio.Channel
-) -> None:
+async def test_exhausted_rate_fails_a_seeded_share(emulator: Emulator, channel: grpc.aio.Channel) -> None:
     emulator.config.exhausted_rate = 1.0
     code, details = await _code(_tokenize(channel))
     assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -168,14 +166,16 @@ async def test_exhausted_rate_repeats_with_the_same_seed() -> None:
     async def pattern() -> list[bool]:
         config = EmulatorConfig(exhausted_rate=0.5, seed=7)
         outcome = []
-        async with Emulator(config) as emu:
-            async with grpc.aio.secure_channel(emu.address, _credentials(TEST_KEY)) as chan:
-                for _ in range(12):
-                    try:
-                        await _tokenize(chan)
-                        outcome.append(True)
-                    except grpc.aio.AioRpcError:
-                        outcome.append(False)
+        async with (
+            Emulator(config) as emu,
+            grpc.aio.secure_channel(emu.address, _credentials(TEST_KEY)) as chan,
+        ):
+            for _ in range(12):
+                try:
+                    await _tokenize(chan)
+                    outcome.append(True)
+                except grpc.aio.AioRpcError:
+                    outcome.append(False)
         return outcome
 
     first, second = await pattern(), await pattern()
@@ -210,15 +210,14 @@ async def test_rejected_mid_stream_becomes_the_status(monkeypatch: pytest.Monkey
         raise Rejected(grpc.StatusCode.DATA_LOSS, "lost it")
 
     monkeypatch.setattr(misc.SampleService, "SampleTextStreaming", broken)
-    async with Emulator() as emu:
-        async with grpc.aio.secure_channel(emu.address, _credentials(TEST_KEY)) as chan:
-            call = sample_pb2_grpc.SampleStub(chan).SampleTextStreaming(
-                sample_pb2.SampleTextRequest(prompt=["x"], model="grok-3")
-            )
-            received = []
-            with pytest.raises(grpc.aio.AioRpcError) as info:
-                async for message in call:
-                    received.append(message.id)
+    async with Emulator() as emu, grpc.aio.secure_channel(emu.address, _credentials(TEST_KEY)) as chan:
+        call = sample_pb2_grpc.SampleStub(chan).SampleTextStreaming(
+            sample_pb2.SampleTextRequest(prompt=["x"], model="grok-3")
+        )
+        received = []
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            async for message in call:
+                received.append(message.id)
     assert received == ["partial"]
     assert (info.value.code(), info.value.details()) == (grpc.StatusCode.DATA_LOSS, "lost it")
 
@@ -232,15 +231,14 @@ async def test_handler_bugs_become_internal_and_own_aborts_pass(
         raise KeyError("oops")
 
     monkeypatch.setattr(misc.TokenizeService, "TokenizeText", buggy)
-    async with Emulator() as emu:
-        async with grpc.aio.secure_channel(emu.address, _credentials(TEST_KEY)) as chan:
-            code, details = await _code(_tokenize(chan, "x"))
-            assert code == grpc.StatusCode.INTERNAL
-            assert details == "emulator error in TokenizeText: KeyError: 'oops'"
-            assert await _code(_tokenize(chan, "abort")) == (
-                grpc.StatusCode.FAILED_PRECONDITION,
-                "handler said no",
-            )
+    async with Emulator() as emu, grpc.aio.secure_channel(emu.address, _credentials(TEST_KEY)) as chan:
+        code, details = await _code(_tokenize(chan, "x"))
+        assert code == grpc.StatusCode.INTERNAL
+        assert details == "emulator error in TokenizeText: KeyError: 'oops'"
+        assert await _code(_tokenize(chan, "abort")) == (
+            grpc.StatusCode.FAILED_PRECONDITION,
+            "handler said no",
+        )
 
 
 # --- lifecycle -------------------------------------------------------------------------
@@ -263,8 +261,10 @@ async def test_stop_closes_both_ports() -> None:
 
 
 def test_run_prints_the_host_and_stops_on_sigint() -> None:
-    code = "from xai_mcp.emulator.config import EmulatorConfig\n" \
+    code = (
+        "from xai_mcp.emulator.config import EmulatorConfig\n"
         "from xai_mcp.emulator.server import run\nrun(EmulatorConfig())\n"
+    )
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(
         [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True
@@ -344,9 +344,7 @@ async def test_list_models_per_kind(channel: grpc.aio.Channel) -> None:
 
 
 async def test_get_language_model_by_alias(channel: grpc.aio.Channel) -> None:
-    model = await models_pb2_grpc.ModelsStub(channel).GetLanguageModel(
-        models_pb2.GetModelRequest(name="grok-4")
-    )
+    model = await models_pb2_grpc.ModelsStub(channel).GetLanguageModel(models_pb2.GetModelRequest(name="grok-4"))
     assert model.name == "grok-4-0709"
     assert list(model.aliases) == ["grok-4", "grok-4-latest"]
     assert model.prompt_text_token_price == 30_000  # $3.00 per 1M tokens
@@ -598,9 +596,7 @@ async def test_embed_image_inputs(channel: grpc.aio.Channel) -> None:
         ([_text("x")], "grok-3", grpc.StatusCode.NOT_FOUND),
     ],
 )
-async def test_embed_errors(
-    channel: grpc.aio.Channel, inputs: list, model: str, expected: grpc.StatusCode
-) -> None:
+async def test_embed_errors(channel: grpc.aio.Channel, inputs: list, model: str, expected: grpc.StatusCode) -> None:
     code, details = await _code(_embed(channel, inputs, model=model))
     assert code == expected and details
 

@@ -57,10 +57,7 @@ _SERVER_OPTIONS: list[tuple[str, Any]] = [
     ("grpc.so_reuseport", 0),
 ]
 _STOP_GRACE = 0.5  # seconds in-flight calls get to finish on stop
-_MISSING_KEY = (
-    "missing API key: send it as gRPC metadata 'authorization: Bearer <key>' "
-    "(set XAI_API_KEY)"
-)
+_MISSING_KEY = "missing API key: send it as gRPC metadata 'authorization: Bearer <key>' (set XAI_API_KEY)"
 
 
 @dataclass
@@ -80,9 +77,7 @@ def _check_loopback(host: str) -> None:
     except ValueError:
         loopback = False
     if not loopback:
-        raise ValueError(
-            f"the emulator only listens on loopback (127.0.0.1, ::1 or localhost), not {host!r}"
-        )
+        raise ValueError(f"the emulator only listens on loopback (127.0.0.1, ::1 or localhost), not {host!r}")
 
 
 def _copy(message: Message) -> Message:
@@ -100,9 +95,7 @@ async def _internal(method: str, exc: Exception, context: grpc.aio.ServicerConte
     if isinstance(exc, grpc.aio.AbortError):
         raise exc  # the handler aborted on purpose with its own status
     logger.error("emulator: %s failed", method, exc_info=exc)
-    await context.abort(
-        grpc.StatusCode.INTERNAL, f"emulator error in {method}: {type(exc).__name__}: {exc}"
-    )
+    await context.abort(grpc.StatusCode.INTERNAL, f"emulator error in {method}: {type(exc).__name__}: {exc}")
 
 
 class _Gate(grpc.aio.ServerInterceptor):
@@ -113,9 +106,9 @@ class _Gate(grpc.aio.ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler | None:
         handler = await continuation(handler_call_details)
         if handler is None:
             return None  # unknown method: grpc answers UNIMPLEMENTED
@@ -286,9 +279,7 @@ class Emulator:
         key = bearer_key(context.invocation_metadata())
         if not key:
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, _MISSING_KEY)
-        if config.api_key is not None and not hmac.compare_digest(
-            key.encode(), config.api_key.encode()
-        ):
+        if config.api_key is not None and not hmac.compare_digest(key.encode(), config.api_key.encode()):
             # Never echo the key: only its redacted form.
             await context.abort(
                 grpc.StatusCode.UNAUTHENTICATED,
@@ -396,7 +387,7 @@ def run(config: EmulatorConfig) -> None:
                 emu.media_url,
             )
             # The one line scripts parse; stdout is free here (this is not an MCP stdio server).
-            print(f"XAI_API_HOST={emu.address}", flush=True)
+            print(f"XAI_API_HOST={emu.address}", flush=True)  # noqa: T201
             await stop.wait()
         logger.info("xAI emulator stopped")
 
