@@ -89,3 +89,17 @@ def test_key_value_arguments_parse_as_json_when_they_can():
     }
     with pytest.raises(ValueError, match="not key=value"):
         parse_arguments(["oops"])
+
+
+def test_an_invalid_setting_is_named_and_stops_the_server(tmp_path):
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"), "XAI_MCP_RPC_TIMEOUT": "abc"}
+    done = subprocess.run(
+        [sys.executable, "-m", "xai_mcp", "--emulator"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 2 and done.stdout == ""
+    assert "invalid configuration" in done.stderr and "rpc_timeout" in done.stderr

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 import anyio
+from pydantic import ValidationError
 
 from xai_mcp import __version__
 from xai_mcp.errors import scrub
@@ -130,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     command = args.command or "serve"
     try:
         settings = _settings(args)
-    except Exception as err:  # pydantic's validation error names the variable and the problem
+    except ValidationError as err:  # names the variable and the problem
         sys.stderr.write(f"xai-mcp: invalid configuration: {err}\n")
         raise SystemExit(2) from None
     secrets = [settings.api_key.get_secret_value()] if settings.api_key else []
