@@ -18,7 +18,7 @@ import enum
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -330,8 +330,8 @@ class XaiClient:
 
     async def stream(
         self, rpc: Rpc[Req, Resp], request: Req, *, subject: str = "", timeout: float | None = None
-    ) -> AsyncIterator[Resp]:
-        """Make a server-streaming call. Closing the iterator early cancels the call."""
+    ) -> AsyncGenerator[Resp, None]:
+        """Make a server-streaming call. Closing the generator early cancels the call."""
         budget = timeout or self.settings.rpc_timeout
         deadline = time.monotonic() + budget
         attempt = 0

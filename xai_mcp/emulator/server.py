@@ -14,7 +14,6 @@ import gc
 import hmac
 import importlib
 import inspect
-import ipaddress
 import logging
 import random
 import signal
@@ -30,6 +29,7 @@ from google.protobuf.message import Message
 
 from xai_mcp.emulator.config import EmulatorConfig
 from xai_mcp.emulator.env import Env, Rejected, bearer_key, redact_key
+from xai_mcp.settings import is_loopback
 
 logger = logging.getLogger(__name__)
 
@@ -70,13 +70,7 @@ class _Injected:
 
 def _check_loopback(host: str) -> None:
     """Refuse anything but loopback: the emulator accepts any key and serves files."""
-    if host == "localhost":
-        return
-    try:
-        loopback = ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback:
+    if not is_loopback(host):
         raise ValueError(f"the emulator only listens on loopback (127.0.0.1, ::1 or localhost), not {host!r}")
 
 

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncGenerator
 from contextlib import aclosing
-from typing import Annotated, cast
+from typing import Annotated
 
 import anyio
 from mcp.server import MCPServer
@@ -143,11 +142,8 @@ async def _stream_chat(
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(progress.heartbeat)
         try:
-            # XaiClient.stream is an async generator (annotated as an iterator); closing it cancels the call.
-            stream = cast(
-                AsyncGenerator[chat_pb2.GetChatCompletionChunk, None],
-                app(ctx).xai.stream(rpc.GET_COMPLETION_CHUNK, request, subject=subject),
-            )
+            # Closing the stream's generator (aclosing) cancels the gRPC call at once.
+            stream = app(ctx).xai.stream(rpc.GET_COMPLETION_CHUNK, request, subject=subject)
             async with aclosing(stream) as chunks:
                 async for chunk in chunks:
                     assembler.add(chunk)
