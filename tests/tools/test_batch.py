@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 import grpc
@@ -17,6 +17,11 @@ from xai_mcp.tools._common import InputError
 from xai_mcp.tools.batch import _chunks
 
 PROMPTS = {"r1": "first question", "r2": "second question", "r3": "third question"}
+
+
+def utc_time(text: str) -> datetime:
+    """Parses the tools' "2025-01-01T00:00:00Z" form (fromisoformat takes the Z only from 3.11)."""
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
 
 
 def chat_requests(prompts: dict[str, str], **extra: Any) -> list[dict[str, Any]]:
@@ -61,8 +66,10 @@ async def test_lifecycle_create_wait_page_through_results_and_read_one(
     assert batch["total"] == 3
     assert batch["pending"] + batch["succeeded"] == 3
     assert batch["failed"] == batch["cancelled"] == 0
-    datetime.fromisoformat(batch["created_at"])
-    assert datetime.fromisoformat(batch["expires_at"]) > datetime.fromisoformat(batch["created_at"])
+    # The same form as every other tool's times: UTC, to the second, with a Z.
+    created = utc_time(batch["created_at"])
+    assert abs((datetime.now(timezone.utc) - created).total_seconds()) < 120
+    assert utc_time(batch["expires_at"]) > utc_time(batch["created_at"])
 
     # What xAI received: one addition carrying three chat requests with our ids and the default model.
     sent = added(emulator)
@@ -173,7 +180,7 @@ async def test_a_request_for_an_unknown_model_fails_alone(client: Client, emulat
     assert [r["batch_request_id"] for r in failed["requests"]] == ["bad"]
     assert failed["requests"][0]["state"] == "failed"
     assert failed["requests"][0]["endpoint"] == "chat"
-    datetime.fromisoformat(failed["requests"][0]["finished_at"])
+    utc_time(failed["requests"][0]["finished_at"])
     assert emulator.requests("ListBatchRequestMetadata")[-1].status == [batch_pb2.BatchRequestMetadata.STATE_FAILED]
 
     everything = structured(await client.call_tool("list_batch_requests", {"batch_id": batch["batch_id"]}))
@@ -283,7 +290,7 @@ async def test_cancel_batch_stops_pending_requests(client: Client, emulator: Emu
     cancelled = structured(await client.call_tool("cancel_batch", {"batch_id": batch["batch_id"]}))
     assert cancelled["status"] == "cancelled"
     assert (cancelled["total"], cancelled["pending"], cancelled["cancelled"]) == (3, 0, 3)
-    datetime.fromisoformat(cancelled["cancelled_at"])
+    utc_time(cancelled["cancelled_at"])
     assert emulator.requests("CancelBatch")[0] == batch_pb2.CancelBatchRequest(batch_id=batch["batch_id"])
 
     message = error_text(

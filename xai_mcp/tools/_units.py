@@ -1,8 +1,11 @@
-"""Conversions every toolset shares: xAI's cost ticks to USD, finish reasons to words."""
+"""Conversions every toolset shares: cost ticks to USD, finish reasons to words, times to text."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Literal
+
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from xai_mcp._pb.v1 import sample_pb2, usage_pb2
 
@@ -28,3 +31,14 @@ def cost_usd(usage: usage_pb2.SamplingUsage) -> float | None:
 def finish_reason(value: int) -> FinishReason:
     """xAI's finish reason as a word; an unset or unknown number is "unknown"."""
     return _FINISH_REASONS.get(value, "unknown")
+
+
+def iso_time(ts: Timestamp, present: bool = True) -> str | None:
+    """A timestamp as ISO 8601 UTC to the second ("2025-01-01T00:00:00Z"); None when unset.
+
+    proto3 cannot tell an unset Timestamp from the epoch unless the field has presence, so callers
+    pass `HasField` where they can; the epoch itself is treated as unset either way.
+    """
+    if not present or (ts.seconds == 0 and ts.nanos == 0):
+        return None
+    return dt.datetime.fromtimestamp(ts.seconds, tz=dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

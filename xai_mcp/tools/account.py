@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 from google.protobuf import empty_pb2
-from google.protobuf.timestamp_pb2 import Timestamp
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from pydantic import BaseModel, Field
@@ -14,6 +11,7 @@ from xai_mcp import rpc
 from xai_mcp._pb.v1 import auth_pb2
 from xai_mcp.errors import scrub
 from xai_mcp.tools._common import READ_ONLY, ToolSpec, add_tools, app
+from xai_mcp.tools._units import iso_time
 
 
 class ApiKeyInfo(BaseModel):
@@ -30,13 +28,6 @@ class ApiKeyInfo(BaseModel):
     disabled: bool = Field(description="The key was disabled in the console.")
     usable: bool = Field(description="True when the key is neither blocked, nor its team blocked, nor disabled.")
     note: str | None = Field(default=None, description="What to do when the key is not usable.")
-
-
-def _timestamp(ts: Timestamp) -> str | None:
-    if ts.seconds == 0 and ts.nanos == 0:
-        return None
-    moment = dt.datetime.fromtimestamp(ts.seconds, tz=dt.timezone.utc)
-    return moment.isoformat().replace("+00:00", "Z")
 
 
 def _note(pb: auth_pb2.ApiKey) -> str | None:
@@ -65,8 +56,8 @@ def _from_response(pb: auth_pb2.ApiKey, *, secret: str) -> ApiKeyInfo:
         team_id=pb.team_id,
         user_id=pb.user_id,
         acls=list(pb.acls),
-        created=_timestamp(pb.create_time),
-        modified=_timestamp(pb.modify_time),
+        created=iso_time(pb.create_time),
+        modified=iso_time(pb.modify_time),
         blocked=pb.api_key_blocked,
         team_blocked=pb.team_blocked,
         disabled=pb.disabled,

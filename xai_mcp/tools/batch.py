@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import timezone
 from typing import Annotated, Literal
 
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 from google.rpc import status_pb2
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
@@ -25,7 +23,7 @@ from xai_mcp.errors import InvalidRequest, NotFound, XaiError
 from xai_mcp.polling import Poll, Progress, wait_for
 from xai_mcp.settings import Settings
 from xai_mcp.tools._common import DESTRUCTIVE, READ_ONLY, SPENDS, InputError, ToolSpec, add_tools, app
-from xai_mcp.tools._units import TICKS_PER_USD, cost_usd
+from xai_mcp.tools._units import TICKS_PER_USD, cost_usd, iso_time
 from xai_mcp.tools.chat import ChatParams, ChatResult, from_response, to_request
 
 log = logging.getLogger(__name__)
@@ -166,12 +164,6 @@ class BatchItemResult(BatchItem):
 # --- converters (pure) ---------------------------------------------------------------------
 
 
-def _iso(ts: Timestamp, present: bool = True) -> str | None:
-    if not present or (ts.seconds == 0 and ts.nanos == 0):
-        return None
-    return ts.ToDatetime(tzinfo=timezone.utc).isoformat()
-
-
 def _status(pb: batch_pb2.Batch) -> BatchStatus:
     state = pb.state
     if pb.HasField("cancel_time") or pb.HasField("cancel_by_xai_message"):
@@ -193,9 +185,9 @@ def _summary(pb: batch_pb2.Batch) -> BatchSummary:
         failed=state.num_error,
         cancelled=state.num_cancelled,
         cost_usd=pb.cost_breakdown.total_cost_usd_ticks / TICKS_PER_USD,
-        created_at=_iso(pb.create_time, pb.HasField("create_time")),
-        expires_at=_iso(pb.expire_time, pb.HasField("expire_time")),
-        cancelled_at=_iso(pb.cancel_time, pb.HasField("cancel_time")),
+        created_at=iso_time(pb.create_time, pb.HasField("create_time")),
+        expires_at=iso_time(pb.expire_time, pb.HasField("expire_time")),
+        cancelled_at=iso_time(pb.cancel_time, pb.HasField("cancel_time")),
         cancel_reason=pb.cancel_by_xai_message if pb.HasField("cancel_by_xai_message") else None,
     )
 
@@ -586,8 +578,8 @@ async def list_batch_requests(
                 endpoint=pb.endpoint,
                 model=pb.model,
                 state=_STATE_FROM_PB.get(pb.state, "unknown"),
-                created_at=_iso(pb.create_time, pb.HasField("create_time")),
-                finished_at=_iso(pb.finish_time, pb.HasField("finish_time")),
+                created_at=iso_time(pb.create_time, pb.HasField("create_time")),
+                finished_at=iso_time(pb.finish_time, pb.HasField("finish_time")),
             )
             for pb in response.batch_request_metadata
         ],
