@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 import time
 from collections.abc import AsyncIterator
 
+import anyio
 import grpc
 import pytest
 from conftest import TEST_KEY
@@ -166,19 +168,55 @@ async def test_reads_retry_unavailable_and_rate_limits(xai, emulator, code):
     assert (emulator.calls["TokenizeText"], emulator.handled["TokenizeText"]) == (3, 1)
 
 
-async def test_paid_generation_retries_unavailable_only_before_the_handler(xai, emulator):
-    emulator.inject("GetCompletion", S.UNAVAILABLE, count=2)
-    response = await xai.call(rpc.GET_COMPLETION, _chat())
-    assert response.outputs
-    assert (emulator.calls["GetCompletion"], emulator.handled["GetCompletion"]) == (3, 1)
-
-
-@pytest.mark.parametrize("code", [S.RESOURCE_EXHAUSTED, S.INTERNAL, S.UNKNOWN, S.DEADLINE_EXCEEDED])
-async def test_paid_generation_is_never_resent_on_other_codes(xai, emulator, code):
+@pytest.mark.parametrize("code", [S.UNAVAILABLE, S.RESOURCE_EXHAUSTED, S.INTERNAL, S.UNKNOWN, S.DEADLINE_EXCEEDED])
+async def test_paid_generation_is_sent_once_whatever_the_status(xai, emulator, code):
     emulator.inject("GenerateImage", code, count=1)
-    with pytest.raises(errors.XaiError):
+    with pytest.raises(errors.XaiError) as caught:
         await xai.call(rpc.GENERATE_IMAGE, image_pb2.GenerateImageRequest(prompt="a cat", model="grok-imagine-image"))
     assert emulator.calls["GenerateImage"] == 1
+    if code in (S.UNAVAILABLE, S.RESOURCE_EXHAUSTED):  # a read would have been retried: the message says why not
+        assert "The image request was not resent automatically, so that it is never paid for twice." in str(
+            caught.value
+        )
+
+
+async def test_paid_work_waits_for_a_connection_instead_of_being_retried(emulator_config):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    settings = _settings(f"127.0.0.1:{port}", rpc_timeout=10)
+    emulator_config.port = port
+    late = Emulator(emulator_config)
+    async with open_channel(settings) as channel:
+        xai = XaiClient(channel, settings)
+        answers: list[chat_pb2.GetChatCompletionResponse] = []
+
+        async def chat() -> None:
+            answers.append(await xai.call(rpc.GET_COMPLETION, _chat()))
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(chat)
+            await anyio.sleep(0.5)  # the call is waiting: nothing listens yet
+            assert not answers
+            await late.start()  # the backend comes up while the call waits
+        await late.stop()
+    assert answers[0].outputs
+    assert (late.calls["GetCompletion"], late.handled["GetCompletion"]) == (1, 1)
+
+
+async def test_paid_work_with_no_connection_is_not_sent_and_says_so(monkeypatch):
+    monkeypatch.setattr(rpc, "CONNECT_WAIT", 0.5)  # the setting under test, shortened
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # nothing listens once the socket closes
+    settings = _settings(f"127.0.0.1:{port}", rpc_timeout=10)
+    async with open_channel(settings) as channel:
+        started = time.monotonic()
+        with pytest.raises(errors.Unavailable) as caught:
+            await XaiClient(channel, settings).call(rpc.GET_COMPLETION, _chat())
+    assert time.monotonic() - started < 5
+    assert f"could not connect to 127.0.0.1:{port} within 0.5 s" in str(caught.value)
+    assert "the chat request was not sent (nothing was billed)" in str(caught.value)
 
 
 async def test_the_retry_budget_is_bounded(xai, emulator):
@@ -188,9 +226,18 @@ async def test_the_retry_budget_is_bounded(xai, emulator):
     assert emulator.calls["TokenizeText"] == xai.settings.retry_attempts == 4
 
 
-async def test_a_stream_is_retried_until_its_first_message(xai, emulator):
+async def test_a_paid_stream_is_sent_once(xai, emulator):
     emulator.inject("GetCompletionChunk", S.UNAVAILABLE, count=1)
-    chunks = [chunk async for chunk in xai.stream(rpc.GET_COMPLETION_CHUNK, _chat("stream me"))]
+    with pytest.raises(errors.Unavailable, match="not resent automatically"):
+        [chunk async for chunk in xai.stream(rpc.GET_COMPLETION_CHUNK, _chat("stream me"))]
+    assert (emulator.calls["GetCompletionChunk"], emulator.handled["GetCompletionChunk"]) == (1, 0)
+
+
+async def test_a_read_stream_is_retried_until_its_first_message(xai, emulator):
+    # Every streaming RPC we use today is paid; the rule for streamed reads still holds.
+    read_stream = dataclasses.replace(rpc.GET_COMPLETION_CHUNK, retry=rpc.Retry.SAFE)
+    emulator.inject("GetCompletionChunk", S.UNAVAILABLE, count=1)
+    chunks = [chunk async for chunk in xai.stream(read_stream, _chat("stream me"))]
     assert len(chunks) >= 2
     assert (emulator.calls["GetCompletionChunk"], emulator.handled["GetCompletionChunk"]) == (2, 1)
 

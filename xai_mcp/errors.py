@@ -9,7 +9,8 @@
     ├── Unavailable             UNAVAILABLE
     ├── ImageFetchFailed        DATA_LOSS (xAI could not fetch an image URL)
     ├── Cancelled               CANCELLED
-    └── ServerError             INTERNAL, UNKNOWN, UNIMPLEMENTED, ABORTED, and anything else
+    └── ServerError             INTERNAL, UNKNOWN, UNIMPLEMENTED, ABORTED, and anything else;
+                                also an answer that is not a valid message, or a stream cut short
 
 Messages never contain the API key or the authorization header: details from the server are
 scrubbed of the key and of any bearer token before they are used.
@@ -126,6 +127,48 @@ _FALLBACK = (
     "xAI internal error ({code}) in the {what} request: {details}. Retry; if it persists, "
     "the problem is on xAI's side.",
 )
+
+
+_UNREADABLE = (
+    "xAI sent an answer to the {what} request that could not be read (not a valid {what} response). "
+    "Retry; if it persists, check that XAI_API_HOST ({host}) is xAI's gRPC API."
+)
+_CUT_SHORT = (
+    "xAI's {what} stream ended before the answer was complete ({received}, no finish reason); "
+    "the partial answer was dropped. Retry the call."
+)
+_BROKE_OFF = " The {what} stream broke off after {received}; the partial answer was dropped."
+_NOT_CONNECTED = (
+    "xAI unavailable: could not connect to {host} within {waited:g} s, so the {what} request was not sent "
+    "(nothing was billed). Check the network and XAI_API_HOST, then retry."
+)
+_SENT_ONCE = " The {what} request was not resent automatically, so that it is never paid for twice."
+
+
+def unreadable_answer(*, what: str, host: str = "") -> XaiError:
+    """An answer whose bytes are not the expected message (grpc.aio then hands back None)."""
+    return ServerError(_UNREADABLE.format(what=what, host=host or "the xAI endpoint"), code=grpc.StatusCode.INTERNAL)
+
+
+def cut_short(*, what: str, received: str) -> XaiError:
+    """A stream that ended cleanly but without its final message (`received` says what came)."""
+    return ServerError(_CUT_SHORT.format(what=what, received=received), code=grpc.StatusCode.INTERNAL)
+
+
+def broke_off(error: XaiError, *, what: str, received: str) -> XaiError:
+    """The same error, noting that the stream failed part-way (after `received`)."""
+    return type(error)(error.message + _BROKE_OFF.format(what=what, received=received), code=error.code)
+
+
+def not_connected(*, what: str, host: str, waited: float) -> XaiError:
+    """Paid work found no connection to send it over (it is sent only over a ready one)."""
+    message = _NOT_CONNECTED.format(what=what, host=host or "the xAI endpoint", waited=waited)
+    return Unavailable(message, code=grpc.StatusCode.UNAVAILABLE)
+
+
+def sent_once(error: XaiError, *, what: str) -> XaiError:
+    """The same error, noting that paid work was not retried (the reader may want to call again)."""
+    return type(error)(error.message + _SENT_ONCE.format(what=what), code=error.code)
 
 
 def scrub(text: str, secrets: Iterable[str] = ()) -> str:

@@ -5,22 +5,31 @@ progress figure), never waits more than `HEARTBEAT` between polls so a progress 
 goes out at least that often (hosts such as Claude Code keep waiting while progress arrives),
 and gives up waiting — not the job — when the window ends: the caller then returns a pending
 result with xAI's request id, which any server replica can resume.
+
+Streamed answers (chat, sampling) report progress through `StreamProgress` the same way: at
+once when the first piece arrives, then at most every `STREAM_INTERVAL`, and a heartbeat at
+least every `HEARTBEAT` while nothing arrives.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 import anyio
 from mcp.server.mcpserver import Context
 
+log = logging.getLogger(__name__)
+
 T = TypeVar("T")
 
 HEARTBEAT = 4.5  # seconds; at most this long between polls, hence between progress messages
+STREAM_INTERVAL = 0.5  # seconds; at most one progress message this often while a stream delivers
 FIRST_INTERVAL = 0.25
 LATE_MARGIN = 0.1  # poll this long after the estimated finish
 
@@ -101,3 +110,82 @@ async def wait_for(
             return Waited(poll, polls, elapsed)
         interval = next_interval(elapsed, poll.percent, interval, first_percent)
         await anyio.sleep(min(interval, remaining))
+
+
+class StreamProgress:
+    """Progress while an answer streams in: the first piece at once, then throttled, plus heartbeats.
+
+    `status()` describes what has arrived as (progress value, message), or None while there is
+    nothing to show yet. The first piece is reported the moment it arrives (the host sees the
+    answer start), later ones at most every `interval` (one notification per token would flood
+    the host), and while nothing arrives a heartbeat goes out every `heartbeat` seconds, so hosts
+    that reset their timeout on progress keep waiting while a model thinks silently.
+    """
+
+    def __init__(
+        self,
+        ctx: Context | None,
+        label: str,
+        status: Callable[[], tuple[float, str] | None],
+        *,
+        interval: float | None = None,
+        heartbeat: float | None = None,
+    ) -> None:
+        self._progress = Progress(ctx)
+        self._label = label
+        self._status = status
+        # The module's values are read now, not at import, so a test can shorten them.
+        self._interval = STREAM_INTERVAL if interval is None else interval
+        self._heartbeat = HEARTBEAT if heartbeat is None else heartbeat
+        self._started = time.monotonic()
+        self._last: float | None = None  # when the last message went out
+        self._shown = False  # whether a piece of the answer has been reported yet
+
+    async def follow(self, chunks: AsyncGenerator[T, None], add: Callable[[T], None]) -> None:
+        """Hand every chunk to `add` until the stream ends, reporting progress on the way.
+
+        The generator is closed on the way out, also on cancellation, which cancels its gRPC
+        call at once. A failure of the stream is raised as is (not in an ExceptionGroup).
+        """
+        failure: Exception | None = None
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(self._beat)
+            try:
+                async with aclosing(chunks) as stream:
+                    async for chunk in stream:
+                        add(chunk)
+                        await self._arrived()
+            except Exception as err:
+                failure = err  # raised once the group is closed: inside it, it would come wrapped
+            finally:
+                tasks.cancel_scope.cancel()
+        if failure is not None:
+            raise failure
+
+    async def _arrived(self) -> None:
+        status = self._status()
+        if status is None:
+            return
+        if not self._shown or self._last is None or time.monotonic() - self._last >= self._interval:
+            self._shown = True
+            await self._send(*status)
+
+    async def _beat(self) -> None:
+        while True:
+            delay = (self._last or self._started) + self._heartbeat - time.monotonic()
+            if delay > 0:
+                await anyio.sleep(delay)
+                continue
+            elapsed = f"{time.monotonic() - self._started:.0f} s"
+            status = self._status()
+            if status is None:
+                await self._send(0.0, f"{self._label}: waiting for the model ({elapsed})")
+            else:
+                await self._send(status[0], f"{status[1]} ({elapsed})")
+
+    async def _send(self, value: float, message: str) -> None:
+        self._last = time.monotonic()
+        try:
+            await self._progress.report(value, message)
+        except Exception as err:  # best effort: a lost notification must not fail an answer being paid for
+            log.debug("%s progress not sent: %r", self._label, err)

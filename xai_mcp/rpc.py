@@ -5,11 +5,16 @@ Every RPC we use is listed once in `RPCS`, with its retry class:
 - `SAFE`: reads, polls and idempotent management calls. Retried on UNAVAILABLE and
   RESOURCE_EXHAUSTED, with exponential backoff, within the call's deadline.
 - `PAID`: calls that start paid work or create something (chat, image, video, sampling,
-  embeddings, batch creation and additions). Retried only on UNAVAILABLE — the status of a
-  request that never reached xAI's handlers, as the official SDK assumes — and never on any
-  other code, so one tool call is never billed twice because of us.
+  embeddings, batch creation and additions). Sent at most once per tool call, whatever the
+  status: even UNAVAILABLE can come back after xAI processed the request (a connection cut
+  while the answer was on its way), and one tool call must never be billed twice. What makes
+  paid calls robust instead is that they are sent only over a ready connection: when the
+  channel is reconnecting, the call waits for it (up to `CONNECT_WAIT`), and if it never
+  connects the request was not sent and the error says so.
 
-A streaming call is retried only until its first message arrives.
+A streaming read is retried only until its first message arrives.
+
+An answer that is not the expected message is never retried either: it was processed.
 """
 
 from __future__ import annotations
@@ -40,7 +45,15 @@ from xai_mcp._pb.v1 import (
     tokenize_pb2,
     video_pb2,
 )
-from xai_mcp.errors import XaiError, from_rpc_error, status_of
+from xai_mcp.errors import (
+    XaiError,
+    broke_off,
+    from_rpc_error,
+    not_connected,
+    sent_once,
+    status_of,
+    unreadable_answer,
+)
 from xai_mcp.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -59,12 +72,27 @@ CHANNEL_OPTIONS: tuple[tuple[str, Any], ...] = (
     ("grpc.primary_user_agent", f"xai-mcp/{__version__}"),
     # Retries are ours (counted, logged, classified by cost); ignore service configs from DNS.
     ("grpc.service_config_disable_resolution", 1),
+    # After an outage, calls keep failing fast with UNAVAILABLE until gRPC's next reconnect
+    # attempt, and by default those attempts back off from 1 s up to 120 s: after a minute of
+    # outage the server stayed "unavailable" for many seconds after xAI was back (measured: 5 s
+    # after an 8 s outage). Capped at 1 s (the official SDK's retry cap), a reconnect attempt
+    # falls within one call's retry budget, so the first call after recovery succeeds. While
+    # xAI is down this costs one connection attempt a second, and only until the channel idles.
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1_000),
 )
+
+
+# How long paid work waits for a connection before it gives up unsent. A refused connection
+# is retried by gRPC about every second (see CHANNEL_OPTIONS), so this spans a few attempts
+# and a TLS handshake on a slow link, yet fails well before any host gives up on the tool.
+CONNECT_WAIT = 3.0
+CONNECT_POLL = 0.02
 
 
 class Retry(enum.Enum):
     SAFE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED)
-    PAID = (grpc.StatusCode.UNAVAILABLE,)
+    PAID = ()  # never resent: see the module docstring
 
     def allows(self, code: grpc.StatusCode | None) -> bool:
         return code in self.value
@@ -243,20 +271,17 @@ def open_channel(settings: Settings) -> grpc.aio.Channel:
     """Open the process's channel to xAI. Call it inside the running event loop.
 
     TLS with the system roots by default. With `insecure`, plaintext to a loopback address only
-    (Settings.target refuses anything else); gRPC's local credentials still allow the bearer
-    call credentials there, and they refuse a non-local peer themselves.
+    (Settings.target refuses anything else); gRPC's local credentials refuse a non-local peer.
+    The API key is not part of the channel: `XaiClient` sends it with each call (see there).
     """
     host, port = settings.target()
-    call_credentials = grpc.access_token_call_credentials(settings.key())
     transport = (
         grpc.local_channel_credentials(grpc.LocalConnectionType.LOCAL_TCP)
         if settings.insecure
         else grpc.ssl_channel_credentials()
     )
     target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    return grpc.aio.secure_channel(
-        target, grpc.composite_channel_credentials(transport, call_credentials), options=CHANNEL_OPTIONS
-    )
+    return grpc.aio.secure_channel(target, transport, options=CHANNEL_OPTIONS)
 
 
 class XaiClient:
@@ -274,6 +299,11 @@ class XaiClient:
         self._secrets = tuple(s for s in [settings.api_key.get_secret_value() if settings.api_key else ""] if s)
         self._backoff = backoff or _backoff
         self._callables: dict[str, Any] = {}
+        # The key goes with each call as metadata, not as channel call credentials: grpc runs a
+        # call-credentials plugin on a new thread for every call, which cost a third of the
+        # server's throughput (measured with `xai-mcp bench`). The channel is TLS (or local).
+        key = settings.api_key.get_secret_value().strip() if settings.api_key else ""
+        self._metadata = (("authorization", f"Bearer {key}"),) if key else ()
 
     def _callable(self, rpc: Rpc[Req, Resp]) -> Any:
         found = self._callables.get(rpc.path)
@@ -299,7 +329,28 @@ class XaiClient:
             rpc.name,
             error.code.name if error.code else "error",
         )
+        if rpc.retry is Retry.PAID and error.code in Retry.SAFE.value:
+            error = sent_once(error, what=rpc.label)  # a read would have been retried: say why not
         return error
+
+    async def _connected(self, rpc: Rpc[Any, Any], deadline: float) -> None:
+        """Wait until the channel is connected, before sending paid work (it is sent only once)."""
+        if self.channel.get_state(try_to_connect=True) is grpc.ChannelConnectivity.READY:
+            return
+        waited = max(min(CONNECT_WAIT, deadline - time.monotonic()), 0.0)
+        # Polled rather than awaited with channel_ready(): cancelling that leaves a connectivity
+        # watch pending in gRPC's completion queue, which then fires into a closed event loop.
+        give_up = time.monotonic() + waited
+        while time.monotonic() < give_up:
+            await anyio.sleep(CONNECT_POLL)
+            if self.channel.get_state(try_to_connect=True) is grpc.ChannelConnectivity.READY:
+                return
+        log.warning("%s not sent: no connection to %s within %.1f s", rpc.name, self.settings.api_host, waited)
+        raise not_connected(what=rpc.label, host=self.settings.api_host, waited=round(waited, 1))
+
+    def _unreadable(self, rpc: Rpc[Any, Any]) -> XaiError:
+        log.warning("%s failed: the answer is not a valid %s", rpc.name, rpc.response.__name__)
+        return unreadable_answer(what=rpc.label, host=self.settings.api_host)
 
     def _retry_delay(self, rpc: Rpc[Any, Any], err: grpc.RpcError, attempt: int, deadline: float) -> float | None:
         """Seconds to wait before the next attempt, or None when the call must not be retried."""
@@ -317,15 +368,23 @@ class XaiClient:
         budget = timeout or self.settings.rpc_timeout
         deadline = time.monotonic() + budget
         attempt = 0
+        if rpc.retry is Retry.PAID:
+            await self._connected(rpc, deadline)
         while True:
             attempt += 1
             try:
-                response: Resp = await self._callable(rpc)(request, timeout=max(deadline - time.monotonic(), 0.001))
-                return response
+                response: Resp | None = await self._callable(rpc)(
+                    request, timeout=max(deadline - time.monotonic(), 0.001), metadata=self._metadata
+                )
             except grpc.RpcError as err:
                 delay = self._retry_delay(rpc, err, attempt, deadline)
                 if delay is None:
                     raise self._error(err, rpc, subject, budget) from None
+            else:
+                # grpc.aio logs a failed deserialization and hands back None instead of raising.
+                if response is None:
+                    raise self._unreadable(rpc)
+                return response
             await anyio.sleep(delay)
 
     async def stream(
@@ -335,22 +394,35 @@ class XaiClient:
         budget = timeout or self.settings.rpc_timeout
         deadline = time.monotonic() + budget
         attempt = 0
+        if rpc.retry is Retry.PAID:
+            await self._connected(rpc, deadline)
         while True:
             attempt += 1
-            received = False
-            call = self._callable(rpc)(request, timeout=max(deadline - time.monotonic(), 0.001))
+            received = 0
+            call = self._callable(rpc)(
+                request, timeout=max(deadline - time.monotonic(), 0.001), metadata=self._metadata
+            )
             try:
                 async for message in call:
-                    received = True
+                    if message is None:  # not a valid message: see call()
+                        raise self._unreadable(rpc)
+                    received += 1
                     yield message
                 return
             except grpc.RpcError as err:
                 delay = None if received else self._retry_delay(rpc, err, attempt, deadline)
                 if delay is None:
-                    raise self._error(err, rpc, subject, budget) from None
+                    error = self._error(err, rpc, subject, budget)
+                    if received:
+                        error = broke_off(error, what=rpc.label, received=_messages(received))
+                    raise error from None
             finally:
                 call.cancel()  # no-op when finished; stops the stream when the consumer went away
             await anyio.sleep(delay)
+
+
+def _messages(count: int) -> str:
+    return f"{count} message{'' if count == 1 else 's'}"
 
 
 def _backoff(attempt: int) -> float:

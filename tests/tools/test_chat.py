@@ -491,6 +491,9 @@ SCHEMA_ERRORS: list[tuple[dict[str, Any], str]] = [
     ({"prompt": "Hi", "tool_choice": "not a name!"}, "tool_choice"),
     ({"messages": [{"role": "robot", "content": "Hi"}]}, "messages"),
     ({"prompt": "Hi", "deferred": True, "wait_seconds": -1}, "wait_seconds"),
+    # Misspelt keys inside objects are refused, not dropped with their content.
+    ({"messages": [{"role": "user", "content": "Hi", "imgs": ["a.png"]}]}, "messages.0.imgs"),
+    ({"prompt": "Hi", "functions": [{"name": "f", "params": {}}]}, "functions.0.params"),
 ]
 
 
@@ -512,14 +515,17 @@ async def test_unknown_model_points_to_list_models(client: Client) -> None:
     assert "model 'grok-9'" in text and "list_models" in text
 
 
-async def test_unavailable_is_retried_and_other_failures_are_reported(client: Client, emulator: Emulator) -> None:
+async def test_failures_are_reported_and_paid_work_is_sent_once(client: Client, emulator: Emulator) -> None:
     emulator.inject(STREAM, grpc.StatusCode.UNAVAILABLE, 1)
-    assert structured(await call(client, "chat", prompt="Hi"))["content"] == "Emulated reply to: Hi"
-    assert emulator.calls[STREAM] == 2 and emulator.handled[STREAM] == 1
+    message = error_text(await call(client, "chat", prompt="Hi"))
+    assert "xAI unavailable" in message and "not resent automatically" in message
+    assert emulator.calls[STREAM] == 1 and emulator.handled[STREAM] == 0
 
     emulator.inject(STREAM, grpc.StatusCode.INTERNAL, 1)
     assert "xAI internal error (INTERNAL)" in error_text(await call(client, "chat", prompt="Hi"))
-    assert emulator.calls[STREAM] == 3  # paid work is not retried on INTERNAL
+    assert emulator.calls[STREAM] == 2
+
+    assert structured(await call(client, "chat", prompt="Hi"))["content"] == "Emulated reply to: Hi"
 
 
 # The tool surface.

@@ -304,7 +304,7 @@ async def test_sample_text_reports_progress(client: Client) -> None:
     assert updates, "no progress notification"
     progress, total, message = updates[0]
     assert total is None
-    assert message == f"sampling: {int(progress)} tokens so far"
+    assert message == f"sampling: {int(progress)} token{'' if progress == 1 else 's'} so far"
     assert progress >= 1
     assert [p for p, _, _ in updates] == sorted({p for p, _, _ in updates})
 

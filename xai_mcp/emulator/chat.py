@@ -125,6 +125,8 @@ class ChatService(chat_pb2_grpc.ChatServicer):
         for position, chunk in enumerate(chunks):
             if position:
                 await asyncio.sleep(self.env.config.stream_chunk_delay)  # read per chunk: tests may change it
+            else:
+                chat_stream.mark_first_chunk()
             yield chunk
 
     async def StartDeferredCompletion(

@@ -9,10 +9,22 @@ gives back the unary response exactly.
 
 from __future__ import annotations
 
+import collections
+import time
+
 from xai_mcp._pb.v1 import chat_pb2
 from xai_mcp.emulator.text import tokenize
 
 PIECE_TOKENS = 3  # tokens per content chunk: small, so even short answers stream in pieces
+
+# time.perf_counter() when each recent stream handed its first chunk to gRPC, newest last.
+# `xai-mcp bench` runs the emulator in its own process and compares this with when its MCP
+# client received the first progress notification.
+first_chunk_sent: collections.deque[float] = collections.deque(maxlen=256)
+
+
+def mark_first_chunk() -> None:
+    first_chunk_sent.append(time.perf_counter())
 
 
 def _pieces(text: str) -> list[str]:

@@ -10,7 +10,10 @@ class EmulatorConfig:
     """How the emulator behaves. Defaults suit a person trying the server; tests shorten them.
 
     Faults are injected *before* a request reaches its handler, the way a real outage looks
-    to a client: the request was never processed (and never billed).
+    to a client: the request was never processed (and never billed). Tests add faults *after*
+    the handler at run time with `Emulator.inject(..., after_handler=True)`, `Emulator.garble`
+    (an answer that is not a valid message) and `Emulator.cut_stream` (a stream that fails or
+    just ends part-way).
     """
 
     host: str = "127.0.0.1"

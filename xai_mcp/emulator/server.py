@@ -4,6 +4,10 @@ Every call passes one gate before its handler, in this order: it is counted (`ca
 bearer key is checked, injected faults fire, configured latency is added, and only then is it
 counted as handled (`handled`), recorded (`requests`) and processed. A fault therefore looks
 like a real outage to the client: the request never reached a handler and was never billed.
+
+Tests can also break an answer *after* its handler ran (the request was processed and billed,
+and the answer is lost, fails, or arrives as garbage), cut a stream short, and watch every
+server stream (`streams`): how many messages it sent and whether the client cancelled it.
 """
 
 from __future__ import annotations
@@ -18,11 +22,12 @@ import logging
 import random
 import signal
 import sys
+import time
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 import grpc
 from google.protobuf.message import Message
@@ -60,12 +65,55 @@ _STOP_GRACE = 0.5  # seconds in-flight calls get to finish on stop
 _MISSING_KEY = "missing API key: send it as gRPC metadata 'authorization: Bearer <key>' (set XAI_API_KEY)"
 
 
+# Bytes no protobuf message parses (a varint longer than 10 bytes): a client's deserializer fails.
+GARBAGE = b"\xff" * 11
+
+
 @dataclass
 class _Injected:
     method: str  # a short method name, or "*" for any
-    code: grpc.StatusCode
+    code: grpc.StatusCode | None  # None: no status (garbage, or a stream that just ends)
     remaining: int
     details: str
+    after_handler: bool = False  # fire once the handler ran (processed and billed), not before
+    garbage: bool = False  # answer GARBAGE instead of a status
+    after_messages: int = 0  # streams: good messages sent before the fault fires
+
+
+@dataclass(frozen=True)
+class _Raw:
+    """An answer sent as these exact bytes, bypassing the method's serializer."""
+
+    data: bytes
+
+
+StreamOutcome = Literal["open", "complete", "failed", "cancelled"]
+
+
+@dataclass
+class StreamRecord:
+    """One server stream as the emulator saw it: what it sent, and how it ended."""
+
+    method: str
+    started: float  # time.monotonic() when the handler started
+    sent: int = 0  # messages handed to gRPC
+    first_sent: float | None = None  # time.monotonic() of the first one
+    last_sent: float | None = None  # time.monotonic() of the last one
+    ended: float | None = None  # time.monotonic() when the call finished, however it ended
+    outcome: StreamOutcome = "open"  # "cancelled": the client (or its deadline) cancelled it
+
+    def sending(self) -> None:
+        """Count one message about to be handed to gRPC."""
+        now = time.monotonic()
+        self.sent += 1
+        self.first_sent = self.first_sent or now
+        self.last_sent = now
+
+    def finish(self, outcome: StreamOutcome) -> None:
+        """Record how the stream ended, the first time it is known."""
+        if self.outcome == "open":
+            self.outcome = outcome
+            self.ended = time.monotonic()
 
 
 def _check_loopback(host: str) -> None:
@@ -78,6 +126,17 @@ def _copy(message: Message) -> Message:
     copy = type(message)()
     copy.CopyFrom(message)
     return copy
+
+
+def _passthrough(serializer: Callable[[Any], bytes] | None) -> Callable[[Any], bytes]:
+    """The method's serializer, except that a `_Raw` answer goes out as its bytes."""
+
+    def serialize(message: Any) -> bytes:
+        if isinstance(message, _Raw):
+            return message.data
+        return serializer(message) if serializer is not None else message
+
+    return serialize
 
 
 def _host_for_url(host: str) -> str:
@@ -111,13 +170,13 @@ class _Gate(grpc.aio.ServerInterceptor):
             return grpc.unary_unary_rpc_method_handler(
                 self._wrap_unary(method, handler.unary_unary),
                 request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
+                response_serializer=_passthrough(handler.response_serializer),
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
                 self._wrap_stream(method, handler.unary_stream),
                 request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
+                response_serializer=_passthrough(handler.response_serializer),
             )
         return handler  # no client-streaming RPCs are emulated; leave anything else alone
 
@@ -128,33 +187,62 @@ class _Gate(grpc.aio.ServerInterceptor):
                 result = behavior(request, context)
                 if inspect.isawaitable(result):
                     result = await result
-                return result
             except Rejected as exc:
                 await context.abort(exc.code, exc.message)
             except Exception as exc:
                 await _internal(method, exc, context)
+            fault = self._emu._take_fault(method, after_handler=True)
+            if fault is not None:
+                if fault.garbage or fault.code is None:
+                    return _Raw(GARBAGE)
+                await context.abort(fault.code, fault.details)
+            return result
 
         return unary
 
     def _wrap_stream(self, method: str, behavior: Callable[..., Any]) -> Callable[..., Any]:
         async def stream(request: Message, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             await self._emu._admit(method, request, context)
+            record = self._emu._open_stream(method, context)
+            fault = self._emu._take_fault(method, after_handler=True)
             try:
-                result = behavior(request, context)
-                if hasattr(result, "__aiter__"):
-                    async for item in result:
-                        yield item
-                elif inspect.isawaitable(result):
-                    await result  # a handler that writes with context.write()
-                elif result is not None:
-                    for item in result:
-                        yield item
+                async for item in _items(behavior(request, context)):
+                    if fault is not None and record.sent == fault.after_messages:
+                        if fault.garbage:
+                            record.sending()
+                            yield _Raw(GARBAGE)
+                        if fault.code is None:
+                            break  # the stream just ends, as if it were complete
+                        await context.abort(fault.code, fault.details)
+                    record.sending()
+                    yield item
+                # Recorded before gRPC sends the status, so a client that has the answer can
+                # rely on the record.
+                record.finish("complete")
             except Rejected as exc:
+                record.finish("failed")
                 await context.abort(exc.code, exc.message)
+            except asyncio.CancelledError:
+                # The client went away (or its deadline passed) while the handler was waiting.
+                record.finish("cancelled")
+                raise
             except Exception as exc:
+                record.finish("failed")
                 await _internal(method, exc, context)
 
         return stream
+
+
+async def _items(result: Any) -> AsyncIterator[Any]:
+    """The messages of a streaming handler, whichever way it produces them."""
+    if hasattr(result, "__aiter__"):
+        async for item in result:
+            yield item
+    elif inspect.isawaitable(result):
+        await result  # a handler that writes with context.write()
+    elif result is not None:
+        for item in result:
+            yield item
 
 
 class Emulator:
@@ -166,6 +254,8 @@ class Emulator:
         self.media_url = ""
         self.calls: collections.Counter[str] = collections.Counter()
         self.handled: collections.Counter[str] = collections.Counter()
+        # Every server stream that reached its handler, per method, in the order they started.
+        self.streams: dict[str, list[StreamRecord]] = collections.defaultdict(list)
         self._requests: dict[str, list[Message]] = collections.defaultdict(list)
         self._injected: list[_Injected] = []
         # fail_first counts attempts per method since it was last changed, so a test can
@@ -258,10 +348,50 @@ class Emulator:
         code: grpc.StatusCode,
         count: int = 1,
         details: str = "injected fault",
+        *,
+        after_handler: bool = False,
     ) -> None:
-        """Fail the next `count` calls of `method` ("*" = any method) with `code`."""
+        """Fail the next `count` calls of `method` ("*" = any method) with `code`.
+
+        By default the call fails before its handler, like an outage: never processed, never
+        billed. With `after_handler`, the handler runs first (the request is processed, billed and
+        counted in `handled`) and then the call fails: an answer lost on its way back.
+        """
         if count > 0:
-            self._injected.append(_Injected(method, code, count, details))
+            self._injected.append(_Injected(method, code, count, details, after_handler=after_handler))
+
+    def garble(self, method: str, count: int = 1, *, after_messages: int = 0) -> None:
+        """Answer the next `count` calls of `method` with bytes that are not a valid message.
+
+        The handler runs (the request is processed and billed). A stream first sends
+        `after_messages` good messages, then the garbage, then ends.
+        """
+        if count > 0:
+            self._injected.append(
+                _Injected(method, None, count, "", after_handler=True, garbage=True, after_messages=after_messages)
+            )
+
+    def cut_stream(
+        self,
+        method: str,
+        after_messages: int,
+        code: grpc.StatusCode | None = None,
+        count: int = 1,
+        details: str = "stream broken (emulated fault)",
+    ) -> None:
+        """End the next `count` streams of `method` after `after_messages` messages.
+
+        With `code` the stream then fails with that status; with None it ends cleanly, as if it
+        were complete, without its remaining messages (no finish reason, no usage).
+        """
+        if count > 0:
+            self._injected.append(
+                _Injected(method, code, count, details, after_handler=True, after_messages=after_messages)
+            )
+
+    def active_streams(self, method: str) -> int:
+        """Streams of `method` still running at the server."""
+        return sum(1 for record in self.streams.get(method, ()) if record.ended is None)
 
     # --- the gate ----------------------------------------------------------------------
 
@@ -290,13 +420,36 @@ class Emulator:
         self.handled[method] += 1
         self._requests[method].append(_copy(request))
 
-    def _next_fault(self, method: str) -> tuple[grpc.StatusCode, str] | None:
+    def _take_fault(self, method: str, *, after_handler: bool) -> _Injected | None:
+        """Use up one injected fault of `method` for this stage of the call, if any."""
         for item in self._injected:
-            if item.method in (method, "*"):
+            if item.method in (method, "*") and item.after_handler == after_handler:
                 item.remaining -= 1
                 if item.remaining <= 0:
                     self._injected.remove(item)
-                return item.code, item.details
+                return item
+        return None
+
+    def _open_stream(self, method: str, context: grpc.aio.ServicerContext) -> StreamRecord:
+        record = StreamRecord(method, started=time.monotonic())
+        self.streams[method].append(record)
+
+        def finished(done: grpc.aio.ServicerContext) -> None:
+            # Also catches a cancellation while gRPC, not the handler, was waiting (to send).
+            if done.cancelled():
+                if record.outcome != "cancelled":  # whatever the handler thought, the client never got it all
+                    record.outcome = "open"
+                    record.finish("cancelled")
+            else:
+                record.finish("complete" if done.code() in (None, grpc.StatusCode.OK) else "failed")
+
+        context.add_done_callback(finished)
+        return record
+
+    def _next_fault(self, method: str) -> tuple[grpc.StatusCode, str] | None:
+        injected = self._take_fault(method, after_handler=False)
+        if injected is not None and injected.code is not None:
+            return injected.code, injected.details
 
         config = self.config
         if config.fail_first != self._fail_first_value:

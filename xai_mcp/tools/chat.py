@@ -10,19 +10,16 @@ finished deferred result out only once, so it is kept in the server's result cac
 from __future__ import annotations
 
 import logging
-import time
-from contextlib import aclosing
 from typing import Annotated
 
-import anyio
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from pydantic import Field, ValidationError
 
 from xai_mcp import rpc
 from xai_mcp._pb.v1 import chat_pb2, deferred_pb2
-from xai_mcp.errors import NotFound
-from xai_mcp.polling import HEARTBEAT, Poll, Progress, wait_for
+from xai_mcp.errors import NotFound, cut_short
+from xai_mcp.polling import HEARTBEAT, STREAM_INTERVAL, Poll, Progress, StreamProgress, wait_for
 from xai_mcp.tools._common import DESTRUCTIVE, READ_ONLY, SPENDS, InputError, ToolSpec, add_tools, app
 from xai_mcp.tools.chat_convert import (
     ChatMessage,
@@ -75,7 +72,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-STREAM_PROGRESS_INTERVAL = 0.5  # seconds between token-count progress messages while streaming
+STREAM_PROGRESS_INTERVAL = STREAM_INTERVAL  # seconds between token-count progress messages while streaming
 STREAM_HEARTBEAT = HEARTBEAT  # a progress message at least this often, also while no token arrives
 
 WaitSeconds = Annotated[
@@ -93,70 +90,34 @@ ResponseId = Annotated[
 ]
 
 
-class _StreamProgress:
-    """Progress while a chat streams: at the first chunk, then at most every interval, plus heartbeats."""
-
-    def __init__(self, ctx: Context, assembler: ChunkAssembler) -> None:
-        self._progress = Progress(ctx)
-        self._assembler = assembler
-        self._started = time.monotonic()
-        self._last: float | None = None  # when the last message went out
-
-    async def _send(self, message: str) -> None:
-        self._last = time.monotonic()
-        try:
-            await self._progress.report(float(self._assembler.tokens_so_far()), message)
-        except Exception as err:  # best effort: a lost notification must not fail an answer being paid for
-            log.debug("chat progress not sent: %r", err)
-
-    def _tokens_message(self) -> str:
-        tokens = self._assembler.tokens_so_far()
-        count = f"{tokens} token{'' if tokens == 1 else 's'} so far"
-        return f"chat: thinking, {count}" if self._assembler.thinking else f"chat: {count}"
-
-    async def chunk_arrived(self) -> None:
-        first = self._assembler.chunks == 1  # always reported, even right after a heartbeat
-        if first or self._last is None or time.monotonic() - self._last >= STREAM_PROGRESS_INTERVAL:
-            await self._send(self._tokens_message())
-
-    async def heartbeat(self) -> None:
-        """Keep hosts that reset their timeout on progress waiting while the model thinks silently."""
-        while True:
-            delay = (self._last or self._started) + STREAM_HEARTBEAT - time.monotonic()
-            if delay > 0:
-                await anyio.sleep(delay)
-                continue
-            elapsed = time.monotonic() - self._started
-            if self._assembler.chunks == 0:
-                await self._send(f"chat: waiting for the model ({elapsed:.0f} s)")
-            else:
-                await self._send(f"{self._tokens_message()} ({elapsed:.0f} s)")
+def _stream_status(assembler: ChunkAssembler) -> tuple[float, str] | None:
+    if not assembler.chunks:
+        return None
+    tokens = assembler.tokens_so_far()
+    count = f"{tokens} token{'' if tokens == 1 else 's'} so far"
+    return float(tokens), f"chat: thinking, {count}" if assembler.thinking else f"chat: {count}"
 
 
 async def _stream_chat(
     ctx: Context, request: chat_pb2.GetCompletionsRequest, subject: str
 ) -> chat_pb2.GetChatCompletionResponse:
     assembler = ChunkAssembler()
-    progress = _StreamProgress(ctx, assembler)
-    failure: Exception | None = None
-    async with anyio.create_task_group() as tasks:
-        tasks.start_soon(progress.heartbeat)
-        try:
-            # Closing the stream's generator (aclosing) cancels the gRPC call at once.
-            stream = app(ctx).xai.stream(rpc.GET_COMPLETION_CHUNK, request, subject=subject)
-            async with aclosing(stream) as chunks:
-                async for chunk in chunks:
-                    assembler.add(chunk)
-                    await progress.chunk_arrived()
-        except Exception as err:
-            # Raised after the group closes: inside it, the error would arrive wrapped in an ExceptionGroup.
-            failure = err
-        finally:
-            tasks.cancel_scope.cancel()
-    if failure is not None:
-        raise failure
+    progress = StreamProgress(
+        ctx,
+        "chat",
+        lambda: _stream_status(assembler),
+        interval=STREAM_PROGRESS_INTERVAL,  # read per call, so tests can shorten them
+        heartbeat=STREAM_HEARTBEAT,
+    )
+    await progress.follow(app(ctx).xai.stream(rpc.GET_COMPLETION_CHUNK, request, subject=subject), assembler.add)
+    response = assembler.response()
+    # xAI marks the last piece of every output with a finish reason (also on max_tokens or tool
+    # calls); a stream that ends without one was cut short, and its answer is incomplete.
+    if not response.outputs or not response.outputs[-1].finish_reason:  # 0: REASON_INVALID, none given
+        tokens = assembler.tokens_so_far()
+        raise cut_short(what="chat", received=f"{tokens} token{'' if tokens == 1 else 's'}")
     log.debug("chat streamed in %d chunks", assembler.chunks)
-    return assembler.response()
+    return response
 
 
 async def _fetch_deferred(ctx: Context, request_id: str) -> chat_pb2.GetDeferredCompletionResponse:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -12,11 +11,10 @@ from pydantic import BaseModel, Field
 
 from xai_mcp import rpc
 from xai_mcp._pb.v1 import sample_pb2, usage_pb2
-from xai_mcp.polling import Progress
+from xai_mcp.errors import cut_short
+from xai_mcp.polling import StreamProgress
 from xai_mcp.tools._common import SPENDS, InputError, ToolSpec, add_tools, app
 from xai_mcp.tools._units import FinishReason, cost_usd, finish_reason
-
-PROGRESS_EVERY = 1.0  # seconds between progress notifications while text streams in
 
 _INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
 
@@ -64,6 +62,21 @@ class _Assembly:
                 self.finish[choice.index] = choice.finish_reason
         if chunk.HasField("usage"):
             self.usage = chunk.usage  # the last message carries the totals
+
+    def status(self) -> tuple[float, str] | None:
+        """Progress so far, once a piece of text has arrived."""
+        if not self.received:
+            return None
+        return float(self.received), f"sampling: {self.received} token{'' if self.received == 1 else 's'} so far"
+
+    def complete(self, n: int) -> bool:
+        """Whether the stream ended properly rather than being cut short.
+
+        Each choice's last piece carries its finish reason and the last message the usage.
+        Either is proof enough: this streaming endpoint's exact habits at xAI are unverified, and
+        a finished answer must never be refused for lacking one of them.
+        """
+        return self.usage is not None or len(self.finish) >= n
 
 
 def _to_request(
@@ -157,17 +170,13 @@ async def sample_text(
     request = _to_request(
         prompt, chosen, max_tokens=max_tokens, temperature=temperature, top_p=top_p, stop=stop, n=n, seed=seed
     )
-    progress = Progress(ctx)
     assembly = _Assembly()
-    last_report: float | None = None
-    async for chunk in state.xai.stream(rpc.SAMPLE_TEXT_STREAMING, request, subject=f"model '{chosen}'"):
-        assembly.add(chunk)
-        now = time.monotonic()
-        # The first piece is reported at once, then at most once per PROGRESS_EVERY: a
-        # notification per token would flood the host.
-        if assembly.received and (last_report is None or now - last_report >= PROGRESS_EVERY):
-            last_report = now
-            await progress.report(assembly.received, f"sampling: {assembly.received} tokens so far")
+    progress = StreamProgress(ctx, "sampling", assembly.status)
+    await progress.follow(
+        state.xai.stream(rpc.SAMPLE_TEXT_STREAMING, request, subject=f"model '{chosen}'"), assembly.add
+    )
+    if not assembly.complete(n):
+        raise cut_short(what="sampling", received=f"{assembly.received} text pieces")
     return _from_assembly(assembly, model=chosen)
 
 
