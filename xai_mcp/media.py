@@ -45,7 +45,10 @@ def save(configured: Path, hint: str, suffix: str, data: bytes) -> Path:
     for counter in range(1000):
         name = f"{base}{'' if counter == 0 else f'-{counter}'}{suffix}"
         path = folder / name
-        if path.resolve().parent != folder:  # cannot happen with a slug; checked all the same
+        # Checked on the name itself, not by resolving the path: resolving would follow a symlink
+        # someone planted at this name and refuse to save at all. O_EXCL | O_NOFOLLOW below never
+        # write through an existing entry (file or symlink); such a name is simply skipped.
+        if os.sep in name or name.startswith(".") or path.parent != folder:  # cannot happen with a slug
             raise OutputError(f"refusing to write outside {folder}")
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)

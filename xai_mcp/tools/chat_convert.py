@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from xai_mcp._pb.v1 import chat_pb2, deferred_pb2, image_pb2, sample_pb2, usage_pb2
 from xai_mcp.settings import Settings
@@ -142,8 +142,15 @@ PreviousResponseId = Annotated[
 ]
 
 
+# A misspelt key ("imgs") must be an error naming it, not silently dropped with its content.
+_NO_UNKNOWN_KEYS = ConfigDict(extra="forbid")
+
+
 class ToolCallInput(BaseModel):
     """A function call the model made earlier, repeated in an assistant turn."""
+
+    # Lenient on purpose: agents pass back the tool_calls items a chat returned as they are,
+    # and those carry output-only keys (arguments_raw) this model has no use for.
 
     id: Annotated[str, Field(min_length=1, max_length=200, description="The call's id, as returned in tool_calls.")]
     name: Annotated[str, Field(min_length=1, max_length=64, description="The function's name.")]
@@ -155,6 +162,8 @@ class ToolCallInput(BaseModel):
 
 class ChatMessage(BaseModel):
     """One turn of a conversation."""
+
+    model_config = _NO_UNKNOWN_KEYS
 
     role: Annotated[Role, Field(description="Who speaks: system, user, assistant, or tool (a function's result).")]
     content: Annotated[
@@ -176,6 +185,8 @@ class ChatMessage(BaseModel):
 
 class FunctionDef(BaseModel):
     """A function the model may ask the agent to run."""
+
+    model_config = _NO_UNKNOWN_KEYS
 
     name: Annotated[str, Field(pattern=FUNCTION_NAME, description="Function name (letters, digits, _ and -).")]
     description: Annotated[str, Field(max_length=4096, description="What the function does and when to call it.")] = ""
@@ -208,6 +219,8 @@ Functions = Annotated[
 
 class ChatParams(BaseModel):
     """Everything a chat request can say, validated; `to_request` turns it into the proto."""
+
+    model_config = _NO_UNKNOWN_KEYS
 
     prompt: Prompt = None
     messages: Messages = None
