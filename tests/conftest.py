@@ -19,6 +19,8 @@ from xai_mcp.server import create_server
 from xai_mcp.settings import Settings
 
 TEST_KEY = "xai-test-key-0123456789abcdef"
+# tests/_secret_scan.py fails any test whose output shows a fake secret; pytester runs it on itself.
+pytest_plugins = ["_secret_scan", "pytester"]
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -34,6 +36,21 @@ def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: objec
     # function before collection, so anyio's hook sees it and parametrization is kept.
     if collector.funcnamefilter(name) and inspect.iscoroutinefunction(obj):
         pytest.mark.anyio(obj)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    # Figures the load and soak tests record (RSS, calls/s), shown in every run's log, also with -q.
+    lines = [
+        value
+        for reports in terminalreporter.stats.values()
+        for report in reports
+        for name, value in getattr(report, "user_properties", ())
+        if name == "load_report" and getattr(report, "when", "call") == "call"
+    ]
+    if lines:
+        terminalreporter.section("load and soak figures")
+        for line in lines:
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from _secret_scan import scan_process
 
 from xai_mcp.shell import parse_arguments
 
@@ -21,7 +22,7 @@ def _run(*args: str, output: Path, timeout: float = 120) -> subprocess.Completed
         "HOME": os.environ.get("HOME", "/tmp"),
         "XAI_MCP_OUTPUT_DIR": str(output),
     }
-    return subprocess.run(
+    done = subprocess.run(
         [sys.executable, "-m", "xai_mcp", *args],
         env=env,
         capture_output=True,
@@ -29,6 +30,8 @@ def _run(*args: str, output: Path, timeout: float = 120) -> subprocess.Completed
         timeout=timeout,
         stdin=subprocess.DEVNULL,
     )
+    scan_process(done.stdout, done.stderr, f"xai-mcp {' '.join(args[:1])}")
+    return done
 
 
 def test_the_demo_tours_every_toolset_over_stdio(tmp_path):
@@ -101,5 +104,6 @@ def test_an_invalid_setting_is_named_and_stops_the_server(tmp_path):
         timeout=60,
         stdin=subprocess.DEVNULL,
     )
+    scan_process(done.stdout, done.stderr, "xai-mcp --emulator")
     assert done.returncode == 2 and done.stdout == ""
     assert "invalid configuration" in done.stderr and "rpc_timeout" in done.stderr

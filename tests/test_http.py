@@ -13,12 +13,12 @@ from contextlib import asynccontextmanager, contextmanager
 import anyio
 import httpx2
 import pytest
+from _secret_scan import HTTP_TOKEN, scan_process
 from conftest import TEST_KEY, structured
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 pytestmark = pytest.mark.slow
-HTTP_TOKEN = "http-token-for-tests-5f2c"
 INIT = {
     "jsonrpc": "2.0",
     "id": 1,
@@ -71,7 +71,8 @@ def _replica(emulator, tmp_path, *, token: str | None = None) -> Iterator[str]:
         yield f"http://127.0.0.1:{port}/mcp"
     finally:
         proc.terminate()
-        _, stderr = proc.communicate(timeout=10)
+        stdout, stderr = proc.communicate(timeout=10)
+        scan_process(stdout, stderr, "the HTTP server")
         assert TEST_KEY.encode() not in stderr and HTTP_TOKEN.encode() not in stderr
 
 
@@ -132,6 +133,7 @@ def test_a_non_loopback_bind_without_a_token_refuses_to_start():
         timeout=60,
         stdin=subprocess.DEVNULL,
     )
+    scan_process(done.stdout, done.stderr, "xai-mcp serve")
     assert done.returncode == 2
     assert b"XAI_MCP_HTTP_TOKEN" in done.stderr
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import anyio
 import pytest
+from _secret_scan import scan_process
 from conftest import TEST_KEY
 
 from xai_mcp.emulator.config import EmulatorConfig
@@ -26,6 +27,7 @@ async def _run_sdk(address: str, key: str) -> tuple[int, str, str]:
     env = {**os.environ, "XAI_API_HOST": address, "XAI_API_KEY": key}
     # The emulator runs in this event loop, so the SDK's subprocess must not block it.
     done = await anyio.run_process([sys.executable, str(SCRIPT)], env=env, check=False)
+    scan_process(done.stdout, done.stderr, "the official SDK against the emulator")
     return done.returncode, done.stdout.decode(), done.stderr.decode()
 
 
@@ -87,4 +89,5 @@ async def test_the_sdk_with_a_wrong_key_gets_unauthenticated(emulator, tmp_path)
     env = {**os.environ, "XAI_API_HOST": emulator.address}
     with anyio.fail_after(60):
         done = await anyio.run_process([sys.executable, str(script)], env=env, check=False)
+    scan_process(done.stdout, done.stderr, "the official SDK with a wrong key")
     assert done.stdout.decode().strip() == "UNAUTHENTICATED"

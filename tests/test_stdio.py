@@ -14,6 +14,7 @@ from typing import Any
 
 import anyio
 import pytest
+from _secret_scan import scan, scan_process
 from conftest import TEST_KEY, structured
 from mcp import Client, StdioServerParameters
 
@@ -95,6 +96,7 @@ class RawServer:
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         self.lines.append(line)
+        scan(line, "the stdio server's stdout")
         return json.loads(line)
 
     def request(self, id_: int, method: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -125,7 +127,9 @@ class RawServer:
         self.proc.stdout.close()
         if not self.proc.stdin.closed:
             self.proc.stdin.close()
-        return code, rest, self.stderr_path.read_bytes()
+        stderr = self.stderr_path.read_bytes()
+        scan_process(rest, stderr, "the stdio server")
+        return code, rest, stderr
 
 
 def _raw(emulator, tmp_path) -> RawServer:
@@ -167,6 +171,7 @@ def test_a_missing_key_stops_the_server_with_a_clear_message():
     done = subprocess.run(
         [sys.executable, "-m", "xai_mcp"], env=env, capture_output=True, timeout=60, stdin=subprocess.DEVNULL
     )
+    scan_process(done.stdout, done.stderr, "xai-mcp")
     assert done.returncode == 2
     assert done.stdout == b""
     assert b"XAI_API_KEY is not set" in done.stderr
@@ -183,6 +188,7 @@ def test_plaintext_to_a_remote_host_refuses_to_start():
     done = subprocess.run(
         [sys.executable, "-m", "xai_mcp"], env=env, capture_output=True, timeout=60, stdin=subprocess.DEVNULL
     )
+    scan_process(done.stdout, done.stderr, "xai-mcp")
     assert done.returncode == 2 and done.stdout == b""
     assert b"only allowed for loopback" in done.stderr
     assert TEST_KEY.encode() not in done.stderr
