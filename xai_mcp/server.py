@@ -96,6 +96,12 @@ def create_server(
     async def lifespan(server: MCPServer) -> AsyncIterator[AppContext]:
         # Created here, inside the running loop: a grpc.aio channel is bound to its loop.
         channel = channel_factory(settings)
+        # Start connecting (DNS, TCP, TLS) now, in grpc's own threads, so the first tool call
+        # finds the channel ready. Nothing waits for it: the lifespan runs before the server
+        # answers `initialize`, and a network round trip (or, offline, a timeout) there would
+        # delay every host's start-up. Awaiting channel_ready() in a task instead left grpc
+        # callbacks aimed at the event loop after it closed.
+        channel.get_state(try_to_connect=True)
         try:
             yield AppContext(xai=XaiClient(channel, settings), settings=settings)
         finally:

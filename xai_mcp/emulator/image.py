@@ -8,8 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hashlib
 import logging
+import random
+import re
+import struct
+import zlib
 
 import grpc
 
@@ -26,6 +31,9 @@ MAX_IMAGES = 10
 MAX_SOURCE_IMAGES = 5
 QUALITY_MODEL = "grok-imagine-image-2.0"  # the only model that takes `quality`
 MODERATION_MARKER = "[[moderate]]"  # a prompt with it gets its images withheld, as xAI does
+# "[[bytes:4194304]]" in a prompt pads each image to that many bytes (payload benchmarks).
+BYTES_MARKER = re.compile(r"\[\[bytes:(\d+)\]\]")
+MAX_PADDED_BYTES = 12 * 1024 * 1024  # base64 of it still fits xAI's 20 MiB message limit
 TICKS_PER_CENT = 10**8  # 1 tick = 1e-10 USD
 
 _LONGEST_SIDE = {
@@ -58,6 +66,33 @@ def output_size(ratio: tuple[int, int], longest: int) -> tuple[int, int]:
     if width >= height:
         return longest, max(1, round(longest * height / width))
     return max(1, round(longest * width / height)), longest
+
+
+def _padded_size(prompt: str) -> int:
+    found = BYTES_MARKER.search(prompt)
+    if found is None:
+        return 0
+    size = int(found.group(1))
+    if size > MAX_PADDED_BYTES:
+        raise Rejected(grpc.StatusCode.INVALID_ARGUMENT, f"[[bytes:N]] allows at most {MAX_PADDED_BYTES} bytes")
+    return size
+
+
+@functools.lru_cache(maxsize=4)
+def _padded_picture(seed: str, width: int, height: int, variant: int, size: int) -> bytes:
+    """The PNG for these arguments, grown to `size` bytes by a private ancillary chunk.
+
+    Decoders skip such a chunk ("paDd": lowercase first letter = ancillary, second = private),
+    so the picture stays valid. The filler is seeded noise, incompressible like a photo, and
+    cached because benchmarks ask for the same large picture many times.
+    """
+    data = png.render(seed, width, height, variant=variant)
+    filler = size - len(data) - 12  # a chunk adds length, type and CRC: 12 bytes
+    if filler <= 0:
+        return data
+    payload = random.Random(f"{seed}\x00{variant}").randbytes(filler)
+    chunk = struct.pack(">I", filler) + b"paDd" + payload + struct.pack(">I", zlib.crc32(payload, zlib.crc32(b"paDd")))
+    return data[:-12] + chunk + data[-12:]  # before IEND, the last 12 bytes
 
 
 def _sources(request: image_pb2.GenerateImageRequest) -> list[image_pb2.ImageUrlContent]:
@@ -130,6 +165,7 @@ def generate(request: image_pb2.GenerateImageRequest, env: Env) -> image_pb2.Ima
 
     n = request.n if request.HasField("n") else 1
     moderated = MODERATION_MARKER in request.prompt
+    padded_size = _padded_size(request.prompt)
     response = image_pb2.ImageResponse(
         model=model.name,
         # Withheld images are billed too: the work was done before moderation stopped it.
@@ -139,7 +175,10 @@ def generate(request: image_pb2.GenerateImageRequest, env: Env) -> image_pb2.Ima
         if moderated:
             response.images.add(respect_moderation=False)
             continue
-        data = png.render(seed, width, height, variant=variant)
+        if padded_size:
+            data = _padded_picture(seed, width, height, variant, padded_size)
+        else:
+            data = png.render(seed, width, height, variant=variant)
         if request.format == image_pb2.IMG_FORMAT_BASE64:
             payload = base64.b64encode(data).decode("ascii")
             response.images.add(base64=f"data:image/png;base64,{payload}", respect_moderation=True)

@@ -130,8 +130,16 @@ class _Generated:
 
     moderated: bool
     mime_type: str | None = None
-    data: bytes | None = None
+    encoded: str | None = None  # the bytes in base64 as xAI sent them: inline output passes them on
+    size: int | None = None  # bytes once decoded
     url: str | None = None
+
+    def data(self) -> bytes:
+        """The image's bytes, fully decoded and checked (for saving to a file)."""
+        try:
+            return base64.b64decode(self.encoded or "", validate=True)
+        except (binascii.Error, ValueError):
+            raise ServerError("xAI returned an image whose base64 data is invalid.") from None
 
 
 # --- converters ----------------------------------------------------------------------------
@@ -165,20 +173,32 @@ def _to_request(
     return request
 
 
-def _decode_data_url(value: str) -> tuple[str, bytes]:
-    """(mime type, bytes) of the base64 data URL xAI returns for an image."""
+def _read_data_url(value: str) -> tuple[str, str, int]:
+    """(mime type, base64 text, size in bytes) of the base64 data URL xAI returns for an image.
+
+    The payload is not decoded here: inline output hands the base64 text on as it came, which
+    saves decoding and re-encoding megabytes per image (measured with `xai-mcp bench`: a 4 MiB
+    image took three times as long as the direct gRPC call). The shape is checked (alphabet
+    at both ends, length, padding); file output decodes and checks every byte before saving.
+    """
     header, sep, payload = value.partition(",")
     if not sep or not header.startswith("data:") or not header.endswith(";base64"):
         raise ServerError("xAI returned an image in an unexpected format (not a base64 data URL).")
+    if any(space in payload for space in " \n\r\t"):
+        payload = "".join(payload.split())
     try:
-        data = base64.b64decode("".join(payload.split()), validate=True)
+        if not payload.isascii() or len(payload) % 4:
+            raise ValueError("not base64")
+        head = base64.b64decode(payload[:64], validate=True)
+        base64.b64decode(payload[-4:], validate=True)
     except (binascii.Error, ValueError):
         raise ServerError("xAI returned an image whose base64 data is invalid.") from None
+    size = len(payload) // 4 * 3 - payload[-2:].count("=")
     mime = header[len("data:") : -len(";base64")].split(";")[0].strip().lower()
     # Trust the bytes over the label when the label is missing or generic.
     if not mime.startswith("image/"):
-        mime = sniff_image_type(data) or "image/png"
-    return mime, data
+        mime = sniff_image_type(head) or "image/png"
+    return mime, payload, size
 
 
 def _from_response(pb: image_pb2.ImageResponse) -> list[_Generated]:
@@ -188,9 +208,9 @@ def _from_response(pb: image_pb2.ImageResponse) -> list[_Generated]:
         kind = image.WhichOneof("image")
         if not image.respect_moderation:
             found.append(_Generated(moderated=True))
-        elif kind == "base64" and image.base64:
-            mime, data = _decode_data_url(image.base64)
-            found.append(_Generated(moderated=False, mime_type=mime, data=data))
+        elif kind == "base64" and (data_url := image.base64):  # read once: each read copies megabytes
+            mime, encoded, size = _read_data_url(data_url)
+            found.append(_Generated(moderated=False, mime_type=mime, encoded=encoded, size=size))
         elif kind == "url" and image.url:
             found.append(_Generated(moderated=False, url=image.url))
         else:
@@ -227,12 +247,12 @@ async def _generate(ctx: Context, request: image_pb2.GenerateImageRequest, outpu
     blocks: list[ContentBlock] = []
     for index, image in enumerate(generated):
         item = ImageItem(index=index, moderated=image.moderated, url=image.url, mime_type=image.mime_type)
-        if image.data is not None:
-            item.size_bytes = len(image.data)
+        if image.encoded is not None:
+            item.size_bytes = image.size
             if output == "file":
                 suffix = _SUFFIXES.get(image.mime_type or "", ".png")
                 try:
-                    path = media.save(state.settings.output_dir, request.prompt, suffix, image.data)
+                    path = media.save(state.settings.output_dir, request.prompt, suffix, image.data())
                 except media.OutputError as err:
                     raise ConfigError(str(err)) from None
                 item.path = str(path)
@@ -241,7 +261,7 @@ async def _generate(ctx: Context, request: image_pb2.GenerateImageRequest, outpu
                 blocks.append(
                     ImageContent(
                         type="image",
-                        data=base64.b64encode(image.data).decode("ascii"),
+                        data=image.encoded,
                         mime_type=image.mime_type or "image/png",
                     )
                 )
