@@ -49,7 +49,10 @@ def _key_uuid(key: str, salt: str) -> str:
 
 
 def api_key_info(key: str) -> auth_pb2.ApiKey:
+    """The key's record. A key ending in "-blocked", "-team-blocked" or "-disabled" reports that
+    state (only the report changes: calls with it still work), so clients can be tested on it."""
     created = Timestamp(seconds=_KEY_CREATED)
+    team_blocked = key.endswith("-team-blocked")
     user_id = _key_uuid(key, "user")
     return auth_pb2.ApiKey(
         redacted_api_key=redact_key(key),
@@ -61,9 +64,9 @@ def api_key_info(key: str) -> auth_pb2.ApiKey:
         team_id=_key_uuid(key, "team"),
         acls=["api-key:model:*", "api-key:endpoint:*"],
         api_key_id=_key_uuid(key, "api-key"),
-        api_key_blocked=False,
-        disabled=False,
-        team_blocked=False,
+        api_key_blocked=key.endswith("-blocked") and not team_blocked,
+        disabled=key.endswith("-disabled"),
+        team_blocked=team_blocked,
     )
 
 
