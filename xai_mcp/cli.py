@@ -200,7 +200,7 @@ def _dispatch(command: str, args: argparse.Namespace, settings: Settings) -> int
     if command == "doctor":
         from xai_mcp.doctor import run_from_args  # imports grpc: only when asked for
 
-        return run_from_args(args)
+        return run_from_args(args, settings)
     handler = args.handler
     result: int = handler(args)
     return result

@@ -24,7 +24,6 @@ from typing import Any, TextIO
 import anyio
 import grpc
 from google.protobuf import empty_pb2
-from pydantic import SecretStr
 
 from xai_mcp import __version__, media, rpc
 from xai_mcp._pb.v1 import auth_pb2
@@ -106,9 +105,6 @@ async def check_endpoint(state: _State, timeout: float) -> Check:
         host, port = settings.target()
     except ConfigError:
         return Check("endpoint", None, "skipped: the endpoint setting is invalid")
-    if settings.api_key is None or not settings.api_key.get_secret_value().strip():
-        # Reachability does not need a key: connect with a placeholder that no call will use.
-        settings = settings.model_copy(update={"api_key": SecretStr("placeholder")})
     transport = "plaintext" if settings.insecure else "TLS"
     state.channel = rpc.open_channel(settings)
     started = time.monotonic()
@@ -351,9 +347,8 @@ async def run(
 # --- the subcommand ----------------------------------------------------------------------
 
 
-def run_from_args(args: argparse.Namespace) -> int:
+def run_from_args(args: argparse.Namespace, settings: Settings) -> int:
     if not args.verbose:
         # Failures are the report's subject; the same failures as log warnings would only repeat them.
         logging.getLogger("xai_mcp").setLevel(logging.ERROR)
-    settings = Settings()
     return anyio.run(lambda: run(settings, emulator=args.emulator, json_output=args.json, connect_timeout=args.timeout))

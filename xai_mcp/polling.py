@@ -117,26 +117,18 @@ class StreamProgress:
 
     `status()` describes what has arrived as (progress value, message), or None while there is
     nothing to show yet. The first piece is reported the moment it arrives (the host sees the
-    answer start), later ones at most every `interval` (one notification per token would flood
-    the host), and while nothing arrives a heartbeat goes out every `heartbeat` seconds, so hosts
+    answer start), later ones at most every `STREAM_INTERVAL` (one notification per token would flood
+    the host), and while nothing arrives a heartbeat goes out every `HEARTBEAT` seconds, so hosts
     that reset their timeout on progress keep waiting while a model thinks silently.
     """
 
-    def __init__(
-        self,
-        ctx: Context | None,
-        label: str,
-        status: Callable[[], tuple[float, str] | None],
-        *,
-        interval: float | None = None,
-        heartbeat: float | None = None,
-    ) -> None:
+    def __init__(self, ctx: Context | None, label: str, status: Callable[[], tuple[float, str] | None]) -> None:
         self._progress = Progress(ctx)
         self._label = label
         self._status = status
         # The module's values are read now, not at import, so a test can shorten them.
-        self._interval = STREAM_INTERVAL if interval is None else interval
-        self._heartbeat = HEARTBEAT if heartbeat is None else heartbeat
+        self._interval = STREAM_INTERVAL
+        self._heartbeat = HEARTBEAT
         self._started = time.monotonic()
         self._last: float | None = None  # when the last message went out
         self._shown = False  # whether a piece of the answer has been reported yet

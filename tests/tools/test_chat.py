@@ -15,11 +15,11 @@ import pytest
 from conftest import error_text, structured
 from mcp import Client
 
+from xai_mcp import polling
 from xai_mcp._pb.v1 import chat_pb2, image_pb2, sample_pb2, usage_pb2
 from xai_mcp.emulator import catalog, chat_stream, png
 from xai_mcp.emulator.server import Emulator
 from xai_mcp.emulator.text import count_tokens
-from xai_mcp.tools import chat as chat_tools
 from xai_mcp.tools import chat_convert
 
 DEFAULT_MODEL = "grok-4.20-reasoning"  # Settings.default_model
@@ -449,7 +449,7 @@ async def test_streaming_reports_token_progress(client: Client, emulator: Emulat
 async def test_streaming_sends_heartbeats_while_the_model_is_silent(
     client: Client, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(chat_tools, "STREAM_HEARTBEAT", 0.15)
+    monkeypatch.setattr(polling, "HEARTBEAT", 0.15)
     emulator.config.latency = 0.5  # nothing arrives for half a second
     progress = Recorder()
     result = await client.call_tool("chat", {"prompt": "Think hard"}, progress_callback=progress)

@@ -33,6 +33,11 @@ def finish_reason(value: int) -> FinishReason:
     return _FINISH_REASONS.get(value, "unknown")
 
 
+def tokens(count: int) -> str:
+    """A token count for progress and error messages: "1 token", "12 tokens"."""
+    return f"{count} token{'' if count == 1 else 's'}"
+
+
 def iso_time(ts: Timestamp, present: bool = True) -> str | None:
     """A timestamp as ISO 8601 UTC to the second ("2025-01-01T00:00:00Z"); None when unset.
 

@@ -19,8 +19,9 @@ from pydantic import Field, ValidationError
 from xai_mcp import rpc
 from xai_mcp._pb.v1 import chat_pb2, deferred_pb2
 from xai_mcp.errors import NotFound, cut_short
-from xai_mcp.polling import HEARTBEAT, STREAM_INTERVAL, Poll, Progress, StreamProgress, wait_for
+from xai_mcp.polling import Poll, Progress, StreamProgress, wait_for
 from xai_mcp.tools._common import DESTRUCTIVE, READ_ONLY, SPENDS, InputError, ToolSpec, add_tools, app
+from xai_mcp.tools._units import tokens
 from xai_mcp.tools.chat_convert import (
     ChatMessage,
     ChatParams,
@@ -72,9 +73,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-STREAM_PROGRESS_INTERVAL = STREAM_INTERVAL  # seconds between token-count progress messages while streaming
-STREAM_HEARTBEAT = HEARTBEAT  # a progress message at least this often, also while no token arrives
-
 WaitSeconds = Annotated[
     float | None,
     Field(
@@ -93,29 +91,22 @@ ResponseId = Annotated[
 def _stream_status(assembler: ChunkAssembler) -> tuple[float, str] | None:
     if not assembler.chunks:
         return None
-    tokens = assembler.tokens_so_far()
-    count = f"{tokens} token{'' if tokens == 1 else 's'} so far"
-    return float(tokens), f"chat: thinking, {count}" if assembler.thinking else f"chat: {count}"
+    so_far = assembler.tokens_so_far()
+    count = f"{tokens(so_far)} so far"
+    return float(so_far), f"chat: thinking, {count}" if assembler.thinking else f"chat: {count}"
 
 
 async def _stream_chat(
     ctx: Context, request: chat_pb2.GetCompletionsRequest, subject: str
 ) -> chat_pb2.GetChatCompletionResponse:
     assembler = ChunkAssembler()
-    progress = StreamProgress(
-        ctx,
-        "chat",
-        lambda: _stream_status(assembler),
-        interval=STREAM_PROGRESS_INTERVAL,  # read per call, so tests can shorten them
-        heartbeat=STREAM_HEARTBEAT,
-    )
+    progress = StreamProgress(ctx, "chat", lambda: _stream_status(assembler))
     await progress.follow(app(ctx).xai.stream(rpc.GET_COMPLETION_CHUNK, request, subject=subject), assembler.add)
     response = assembler.response()
     # xAI marks the last piece of every output with a finish reason (also on max_tokens or tool
     # calls); a stream that ends without one was cut short, and its answer is incomplete.
     if not response.outputs or not response.outputs[-1].finish_reason:  # 0: REASON_INVALID, none given
-        tokens = assembler.tokens_so_far()
-        raise cut_short(what="chat", received=f"{tokens} token{'' if tokens == 1 else 's'}")
+        raise cut_short(what="chat", received=tokens(assembler.tokens_so_far()))
     log.debug("chat streamed in %d chunks", assembler.chunks)
     return response
 

@@ -14,7 +14,7 @@ from xai_mcp._pb.v1 import sample_pb2, usage_pb2
 from xai_mcp.errors import cut_short
 from xai_mcp.polling import StreamProgress
 from xai_mcp.tools._common import SPENDS, InputError, ToolSpec, add_tools, app
-from xai_mcp.tools._units import FinishReason, cost_usd, finish_reason
+from xai_mcp.tools._units import FinishReason, cost_usd, finish_reason, tokens
 
 _INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
 
@@ -67,7 +67,7 @@ class _Assembly:
         """Progress so far, once a piece of text has arrived."""
         if not self.received:
             return None
-        return float(self.received), f"sampling: {self.received} token{'' if self.received == 1 else 's'} so far"
+        return float(self.received), f"sampling: {tokens(self.received)} so far"
 
     def complete(self, n: int) -> bool:
         """Whether the stream ended properly rather than being cut short.
