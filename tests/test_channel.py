@@ -71,10 +71,21 @@ def test_tls_is_the_default_and_a_bare_host_means_port_443():
         Settings(api_key="k", api_host="api.x.ai:https").target()
 
 
+# Services whose protos exist but that no tool calls yet (issues 13 and 14 wire them): take a
+# service out of this set when its RPCs join rpc.RPCS.
+NOT_CALLED_YET = {"xai_api.Files", "xai_api.Documents", "collections.Collections"}
+
+
 def test_every_rpc_in_our_protos_has_a_retry_class():
     from _wire import our_files
 
-    defined = {f"/{f.package}.{s.name}/{m.name}" for f in our_files() for s in f.service for m in s.method}
+    defined = {
+        f"/{f.package}.{s.name}/{m.name}"
+        for f in our_files()
+        for s in f.service
+        if f"{f.package}.{s.name}" not in NOT_CALLED_YET
+        for m in s.method
+    }
     assert {r.path for r in rpc.RPCS} == defined
     paid = {r.name for r in rpc.RPCS if r.retry is rpc.Retry.PAID}
     assert {

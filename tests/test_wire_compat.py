@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from _wire import compare, our_files, sdk_files
 from google.protobuf import descriptor_pb2
@@ -12,23 +14,30 @@ def reference() -> list[descriptor_pb2.FileDescriptorProto]:
     return sdk_files()
 
 
+PROTO_SOURCES = Path(__file__).resolve().parent.parent / "protos" / "xai_mcp" / "_pb" / "v1"
+
+# RPCs of services we define that we leave out on purpose (say why next to each).
+LEFT_OUT_RPCS = {
+    "/xai_api.Chat/CompactContext",  # no tool compacts context
+}
+
+
 def test_every_message_field_enum_and_rpc_matches_the_official_sdk(reference):
     ours = our_files()
     assert compare(ours, reference) == []
-    # The comparison really covered something: all our services and a known set of messages.
-    services = {f"{f.package}.{s.name}" for f in ours for s in f.service}
-    assert services == {
-        "xai_api.Chat",
-        "xai_api.Image",
-        "xai_api.Video",
-        "xai_api.BatchMgmt",
-        "xai_api.Models",
-        "xai_api.Auth",
-        "xai_api.Tokenize",
-        "xai_api.Sample",
-        "xai_api.Embedder",
-    }
+    # The comparison covered every file we compile, whatever its proto package: a .proto
+    # whose generated module is missing, or a module that defines nothing, would escape it.
+    assert sorted(Path(f.name).name for f in ours) == sorted(p.name for p in PROTO_SOURCES.glob("*.proto"))
+    assert all(f.message_type or f.enum_type for f in ours)
     assert sum(len(f.message_type) for f in ours) > 80
+
+
+def test_the_services_we_define_have_every_rpc_of_the_reference(reference):
+    ours = {f"/{f.package}.{s.name}/{m.name}" for f in our_files() for s in f.service for m in s.method}
+    services = {path.rsplit("/", 1)[0] for path in ours}
+    theirs = {f"/{f.package}.{s.name}/{m.name}" for f in reference for s in f.service for m in s.method}
+    missing = {path for path in theirs if path.rsplit("/", 1)[0] in services} - ours
+    assert missing == LEFT_OUT_RPCS
 
 
 def _tokenize_file() -> descriptor_pb2.FileDescriptorProto:
@@ -98,3 +107,28 @@ def test_leaving_a_real_oneof_or_dropping_optional_is_reported(reference):
     problems = _only(chat, reference)
     assert "xai_api.Content.text = 1: oneof is None, reference 'content'" in problems
     assert "xai_api.GetCompletionsRequest.temperature = 14: optional is False, reference True" in problems
+
+
+def _our_file(name: str) -> descriptor_pb2.FileDescriptorProto:
+    return next(f for f in our_files() if Path(f.name).name == name)
+
+
+def test_a_client_streaming_rpc_that_is_not_is_reported(reference):
+    files = _our_file("files.proto")
+    upload = next(m for m in files.service[0].method if m.name == "UploadFile")
+    upload.client_streaming = False
+    assert _only(files, reference) == ["rpc /xai_api.Files/UploadFile: client_streaming is False, reference True"]
+
+
+def test_the_proto_package_is_part_of_every_name(reference):
+    # collections and shared have packages of their own upstream; declared as xai_api, the
+    # same definitions would be other messages and another method path.
+    collections = _our_file("collections.proto")
+    collections.package = "xai_api"
+    problems = _only(collections, reference)
+    assert "message xai_api.CollectionMetadata: not in the reference" in problems
+    assert "rpc /xai_api.Collections/ListCollections: not in the reference" in problems
+    # The two Ordering enums number alike-named values differently (files: ASCENDING = 0).
+    shared = _our_file("shared.proto")
+    shared.package = "xai_api"
+    assert "enum xai_api.Ordering.ORDERING_ASCENDING = 1: reference None" in _only(shared, reference)

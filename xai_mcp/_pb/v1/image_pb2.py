@@ -22,34 +22,41 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from xai_mcp._pb.v1 import usage_pb2 as xai__mcp_dot___pb_dot_v1_dot_usage__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1axai_mcp/_pb/v1/image.proto\x12\x07xai_api\x1a\x1axai_mcp/_pb/v1/usage.proto\"\x9a\x03\n\x14GenerateImageRequest\x12\x0e\n\x06prompt\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0e\n\x01n\x18\x03 \x01(\x05H\x00\x88\x01\x01\x12\x0c\n\x04user\x18\x04 \x01(\t\x12\'\n\x05image\x18\x05 \x01(\x0b\x32\x18.xai_api.ImageUrlContent\x12$\n\x06\x66ormat\x18\x0b \x01(\x0e\x32\x14.xai_api.ImageFormat\x12+\n\x07quality\x18\x0c \x01(\x0e\x32\x15.xai_api.ImageQualityH\x01\x88\x01\x01\x12\x34\n\x0c\x61spect_ratio\x18\x0e \x01(\x0e\x32\x19.xai_api.ImageAspectRatioH\x02\x88\x01\x01\x12\x31\n\nresolution\x18\x0f \x01(\x0e\x32\x18.xai_api.ImageResolutionH\x03\x88\x01\x01\x12(\n\x06images\x18\x11 \x03(\x0b\x32\x18.xai_api.ImageUrlContentB\x04\n\x02_nB\n\n\x08_qualityB\x0f\n\r_aspect_ratioB\r\n\x0b_resolutionJ\x04\x08\r\x10\x0e\"n\n\rImageResponse\x12\'\n\x06images\x18\x01 \x03(\x0b\x32\x17.xai_api.GeneratedImage\x12\r\n\x05model\x18\x02 \x01(\t\x12%\n\x05usage\x18\x03 \x01(\x0b\x32\x16.xai_api.SamplingUsage\"\x8a\x01\n\x0eGeneratedImage\x12\x10\n\x06\x62\x61se64\x18\x01 \x01(\tH\x00\x12\r\n\x03url\x18\x03 \x01(\tH\x00\x12\x1a\n\x12respect_moderation\x18\x04 \x01(\x08\x12\x1a\n\rstorage_error\x18\t \x01(\tH\x01\x88\x01\x01\x42\x07\n\x05imageB\x10\n\x0e_storage_errorJ\x04\x08\x02\x10\x03\"i\n\x0fImageUrlContent\x12\x13\n\timage_url\x18\x01 \x01(\tH\x00\x12\x11\n\x07\x66ile_id\x18\x03 \x01(\tH\x00\x12$\n\x06\x64\x65tail\x18\x02 \x01(\x0e\x32\x14.xai_api.ImageDetailB\x08\n\x06source*S\n\x0bImageDetail\x12\x12\n\x0e\x44\x45TAIL_INVALID\x10\x00\x12\x0f\n\x0b\x44\x45TAIL_AUTO\x10\x01\x12\x0e\n\nDETAIL_LOW\x10\x02\x12\x0f\n\x0b\x44\x45TAIL_HIGH\x10\x03*P\n\x0bImageFormat\x12\x16\n\x12IMG_FORMAT_INVALID\x10\x00\x12\x15\n\x11IMG_FORMAT_BASE64\x10\x01\x12\x12\n\x0eIMG_FORMAT_URL\x10\x02*j\n\x0cImageQuality\x12\x17\n\x13IMG_QUALITY_INVALID\x10\x00\x12\x13\n\x0fIMG_QUALITY_LOW\x10\x01\x12\x16\n\x12IMG_QUALITY_MEDIUM\x10\x02\x12\x14\n\x10IMG_QUALITY_HIGH\x10\x03*\xa7\x03\n\x10ImageAspectRatio\x12\x1c\n\x18IMG_ASPECT_RATIO_INVALID\x10\x00\x12\x18\n\x14IMG_ASPECT_RATIO_1_1\x10\x01\x12\x18\n\x14IMG_ASPECT_RATIO_3_4\x10\x02\x12\x18\n\x14IMG_ASPECT_RATIO_4_3\x10\x03\x12\x19\n\x15IMG_ASPECT_RATIO_9_16\x10\x04\x12\x19\n\x15IMG_ASPECT_RATIO_16_9\x10\x05\x12\x18\n\x14IMG_ASPECT_RATIO_2_3\x10\x06\x12\x18\n\x14IMG_ASPECT_RATIO_3_2\x10\x07\x12\x19\n\x15IMG_ASPECT_RATIO_AUTO\x10\x08\x12\x1b\n\x17IMG_ASPECT_RATIO_9_19_5\x10\t\x12\x1b\n\x17IMG_ASPECT_RATIO_19_5_9\x10\n\x12\x19\n\x15IMG_ASPECT_RATIO_9_20\x10\x0b\x12\x19\n\x15IMG_ASPECT_RATIO_20_9\x10\x0c\x12\x18\n\x14IMG_ASPECT_RATIO_1_2\x10\r\x12\x18\n\x14IMG_ASPECT_RATIO_2_1\x10\x0e*[\n\x0fImageResolution\x12\x1a\n\x16IMG_RESOLUTION_INVALID\x10\x00\x12\x15\n\x11IMG_RESOLUTION_1K\x10\x01\x12\x15\n\x11IMG_RESOLUTION_2K\x10\x02\x32O\n\x05Image\x12\x46\n\rGenerateImage\x12\x1d.xai_api.GenerateImageRequest\x1a\x16.xai_api.ImageResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1axai_mcp/_pb/v1/image.proto\x12\x07xai_api\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1axai_mcp/_pb/v1/usage.proto\"\xe5\x03\n\x14GenerateImageRequest\x12\x0e\n\x06prompt\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0e\n\x01n\x18\x03 \x01(\x05H\x00\x88\x01\x01\x12\x0c\n\x04user\x18\x04 \x01(\t\x12\'\n\x05image\x18\x05 \x01(\x0b\x32\x18.xai_api.ImageUrlContent\x12$\n\x06\x66ormat\x18\x0b \x01(\x0e\x32\x14.xai_api.ImageFormat\x12+\n\x07quality\x18\x0c \x01(\x0e\x32\x15.xai_api.ImageQualityH\x01\x88\x01\x01\x12\x34\n\x0c\x61spect_ratio\x18\x0e \x01(\x0e\x32\x19.xai_api.ImageAspectRatioH\x02\x88\x01\x01\x12\x31\n\nresolution\x18\x0f \x01(\x0e\x32\x18.xai_api.ImageResolutionH\x03\x88\x01\x01\x12(\n\x06images\x18\x11 \x03(\x0b\x32\x18.xai_api.ImageUrlContent\x12\x35\n\x0fstorage_options\x18\x13 \x01(\x0b\x32\x17.xai_api.StorageOptionsH\x04\x88\x01\x01\x42\x04\n\x02_nB\n\n\x08_qualityB\x0f\n\r_aspect_ratioB\r\n\x0b_resolutionB\x12\n\x10_storage_optionsJ\x04\x08\r\x10\x0e\"\x93\x01\n\x0eStorageOptions\x12\x10\n\x08\x66ilename\x18\x01 \x01(\t\x12\x1a\n\rexpires_after\x18\x02 \x01(\x03H\x00\x88\x01\x01\x12\x32\n\npublic_url\x18\x03 \x01(\x0b\x32\x19.xai_api.PublicUrlOptionsH\x01\x88\x01\x01\x42\x10\n\x0e_expires_afterB\r\n\x0b_public_url\"@\n\x10PublicUrlOptions\x12\x1a\n\rexpires_after\x18\x01 \x01(\x03H\x00\x88\x01\x01\x42\x10\n\x0e_expires_after\"\xaf\x02\n\nFileOutput\x12\x0f\n\x07\x66ile_id\x18\x01 \x01(\t\x12\x10\n\x08\x66ilename\x18\x02 \x01(\t\x12\x17\n\npublic_url\x18\x04 \x01(\tH\x00\x88\x01\x01\x12>\n\x15public_url_expires_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x01\x88\x01\x01\x12\x33\n\nexpires_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x02\x88\x01\x01\x12\x1d\n\x10public_url_error\x18\x07 \x01(\tH\x03\x88\x01\x01\x42\r\n\x0b_public_urlB\x18\n\x16_public_url_expires_atB\r\n\x0b_expires_atB\x13\n\x11_public_url_errorJ\x04\x08\x03\x10\x04\"n\n\rImageResponse\x12\'\n\x06images\x18\x01 \x03(\x0b\x32\x17.xai_api.GeneratedImage\x12\r\n\x05model\x18\x02 \x01(\t\x12%\n\x05usage\x18\x03 \x01(\x0b\x32\x16.xai_api.SamplingUsage\"\xc9\x01\n\x0eGeneratedImage\x12\x10\n\x06\x62\x61se64\x18\x01 \x01(\tH\x00\x12\r\n\x03url\x18\x03 \x01(\tH\x00\x12\x1a\n\x12respect_moderation\x18\x04 \x01(\x08\x12-\n\x0b\x66ile_output\x18\x08 \x01(\x0b\x32\x13.xai_api.FileOutputH\x01\x88\x01\x01\x12\x1a\n\rstorage_error\x18\t \x01(\tH\x02\x88\x01\x01\x42\x07\n\x05imageB\x0e\n\x0c_file_outputB\x10\n\x0e_storage_errorJ\x04\x08\x02\x10\x03\"i\n\x0fImageUrlContent\x12\x13\n\timage_url\x18\x01 \x01(\tH\x00\x12\x11\n\x07\x66ile_id\x18\x03 \x01(\tH\x00\x12$\n\x06\x64\x65tail\x18\x02 \x01(\x0e\x32\x14.xai_api.ImageDetailB\x08\n\x06source*S\n\x0bImageDetail\x12\x12\n\x0e\x44\x45TAIL_INVALID\x10\x00\x12\x0f\n\x0b\x44\x45TAIL_AUTO\x10\x01\x12\x0e\n\nDETAIL_LOW\x10\x02\x12\x0f\n\x0b\x44\x45TAIL_HIGH\x10\x03*P\n\x0bImageFormat\x12\x16\n\x12IMG_FORMAT_INVALID\x10\x00\x12\x15\n\x11IMG_FORMAT_BASE64\x10\x01\x12\x12\n\x0eIMG_FORMAT_URL\x10\x02*j\n\x0cImageQuality\x12\x17\n\x13IMG_QUALITY_INVALID\x10\x00\x12\x13\n\x0fIMG_QUALITY_LOW\x10\x01\x12\x16\n\x12IMG_QUALITY_MEDIUM\x10\x02\x12\x14\n\x10IMG_QUALITY_HIGH\x10\x03*\xa7\x03\n\x10ImageAspectRatio\x12\x1c\n\x18IMG_ASPECT_RATIO_INVALID\x10\x00\x12\x18\n\x14IMG_ASPECT_RATIO_1_1\x10\x01\x12\x18\n\x14IMG_ASPECT_RATIO_3_4\x10\x02\x12\x18\n\x14IMG_ASPECT_RATIO_4_3\x10\x03\x12\x19\n\x15IMG_ASPECT_RATIO_9_16\x10\x04\x12\x19\n\x15IMG_ASPECT_RATIO_16_9\x10\x05\x12\x18\n\x14IMG_ASPECT_RATIO_2_3\x10\x06\x12\x18\n\x14IMG_ASPECT_RATIO_3_2\x10\x07\x12\x19\n\x15IMG_ASPECT_RATIO_AUTO\x10\x08\x12\x1b\n\x17IMG_ASPECT_RATIO_9_19_5\x10\t\x12\x1b\n\x17IMG_ASPECT_RATIO_19_5_9\x10\n\x12\x19\n\x15IMG_ASPECT_RATIO_9_20\x10\x0b\x12\x19\n\x15IMG_ASPECT_RATIO_20_9\x10\x0c\x12\x18\n\x14IMG_ASPECT_RATIO_1_2\x10\r\x12\x18\n\x14IMG_ASPECT_RATIO_2_1\x10\x0e*[\n\x0fImageResolution\x12\x1a\n\x16IMG_RESOLUTION_INVALID\x10\x00\x12\x15\n\x11IMG_RESOLUTION_1K\x10\x01\x12\x15\n\x11IMG_RESOLUTION_2K\x10\x02\x32O\n\x05Image\x12\x46\n\rGenerateImage\x12\x1d.xai_api.GenerateImageRequest\x1a\x16.xai_api.ImageResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'xai_mcp._pb.v1.image_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_IMAGEDETAIL']._serialized_start=840
-  _globals['_IMAGEDETAIL']._serialized_end=923
-  _globals['_IMAGEFORMAT']._serialized_start=925
-  _globals['_IMAGEFORMAT']._serialized_end=1005
-  _globals['_IMAGEQUALITY']._serialized_start=1007
-  _globals['_IMAGEQUALITY']._serialized_end=1113
-  _globals['_IMAGEASPECTRATIO']._serialized_start=1116
-  _globals['_IMAGEASPECTRATIO']._serialized_end=1539
-  _globals['_IMAGERESOLUTION']._serialized_start=1541
-  _globals['_IMAGERESOLUTION']._serialized_end=1632
-  _globals['_GENERATEIMAGEREQUEST']._serialized_start=68
-  _globals['_GENERATEIMAGEREQUEST']._serialized_end=478
-  _globals['_IMAGERESPONSE']._serialized_start=480
-  _globals['_IMAGERESPONSE']._serialized_end=590
-  _globals['_GENERATEDIMAGE']._serialized_start=593
-  _globals['_GENERATEDIMAGE']._serialized_end=731
-  _globals['_IMAGEURLCONTENT']._serialized_start=733
-  _globals['_IMAGEURLCONTENT']._serialized_end=838
-  _globals['_IMAGE']._serialized_start=1634
-  _globals['_IMAGE']._serialized_end=1713
+  _globals['_IMAGEDETAIL']._serialized_start=1533
+  _globals['_IMAGEDETAIL']._serialized_end=1616
+  _globals['_IMAGEFORMAT']._serialized_start=1618
+  _globals['_IMAGEFORMAT']._serialized_end=1698
+  _globals['_IMAGEQUALITY']._serialized_start=1700
+  _globals['_IMAGEQUALITY']._serialized_end=1806
+  _globals['_IMAGEASPECTRATIO']._serialized_start=1809
+  _globals['_IMAGEASPECTRATIO']._serialized_end=2232
+  _globals['_IMAGERESOLUTION']._serialized_start=2234
+  _globals['_IMAGERESOLUTION']._serialized_end=2325
+  _globals['_GENERATEIMAGEREQUEST']._serialized_start=101
+  _globals['_GENERATEIMAGEREQUEST']._serialized_end=586
+  _globals['_STORAGEOPTIONS']._serialized_start=589
+  _globals['_STORAGEOPTIONS']._serialized_end=736
+  _globals['_PUBLICURLOPTIONS']._serialized_start=738
+  _globals['_PUBLICURLOPTIONS']._serialized_end=802
+  _globals['_FILEOUTPUT']._serialized_start=805
+  _globals['_FILEOUTPUT']._serialized_end=1108
+  _globals['_IMAGERESPONSE']._serialized_start=1110
+  _globals['_IMAGERESPONSE']._serialized_end=1220
+  _globals['_GENERATEDIMAGE']._serialized_start=1223
+  _globals['_GENERATEDIMAGE']._serialized_end=1424
+  _globals['_IMAGEURLCONTENT']._serialized_start=1426
+  _globals['_IMAGEURLCONTENT']._serialized_end=1531
+  _globals['_IMAGE']._serialized_start=2327
+  _globals['_IMAGE']._serialized_end=2406
 # @@protoc_insertion_point(module_scope)

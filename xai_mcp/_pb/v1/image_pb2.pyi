@@ -8,6 +8,7 @@ Editing has no RPC of its own: it is GenerateImage with `image` or `images` set.
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from xai_mcp._pb.v1 import usage_pb2 as _usage_pb2
@@ -142,8 +143,6 @@ Global___ImageResolution: _TypeAlias = ImageResolution  # noqa: Y015
 
 @_typing.final
 class GenerateImageRequest(_message.Message):
-    """storage_options (19) is left out: xai-mcp saves files itself."""
-
     DESCRIPTOR: _descriptor.Descriptor
 
     PROMPT_FIELD_NUMBER: _builtins.int
@@ -156,6 +155,7 @@ class GenerateImageRequest(_message.Message):
     ASPECT_RATIO_FIELD_NUMBER: _builtins.int
     RESOLUTION_FIELD_NUMBER: _builtins.int
     IMAGES_FIELD_NUMBER: _builtins.int
+    STORAGE_OPTIONS_FIELD_NUMBER: _builtins.int
     prompt: _builtins.str
     model: _builtins.str
     n: _builtins.int
@@ -173,6 +173,10 @@ class GenerateImageRequest(_message.Message):
     def images(self) -> _containers.RepeatedCompositeFieldContainer[Global___ImageUrlContent]:
         """several source images (not together with `image`)"""
 
+    @_builtins.property
+    def storage_options(self) -> Global___StorageOptions:
+        """Also store the results in the Files API; the outcome is GeneratedImage.file_output."""
+
     def __init__(
         self,
         *,
@@ -186,10 +190,11 @@ class GenerateImageRequest(_message.Message):
         aspect_ratio: Global___ImageAspectRatio.ValueType | None = ...,
         resolution: Global___ImageResolution.ValueType | None = ...,
         images: _abc.Iterable[Global___ImageUrlContent] | None = ...,
+        storage_options: Global___StorageOptions | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_aspect_ratio", b"_aspect_ratio", "_n", b"_n", "_quality", b"_quality", "_resolution", b"_resolution", "aspect_ratio", b"aspect_ratio", "image", b"image", "n", b"n", "quality", b"quality", "resolution", b"resolution"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_aspect_ratio", b"_aspect_ratio", "_n", b"_n", "_quality", b"_quality", "_resolution", b"_resolution", "_storage_options", b"_storage_options", "aspect_ratio", b"aspect_ratio", "image", b"image", "n", b"n", "quality", b"quality", "resolution", b"resolution", "storage_options", b"storage_options"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_aspect_ratio", b"_aspect_ratio", "_n", b"_n", "_quality", b"_quality", "_resolution", b"_resolution", "aspect_ratio", b"aspect_ratio", "format", b"format", "image", b"image", "images", b"images", "model", b"model", "n", b"n", "prompt", b"prompt", "quality", b"quality", "resolution", b"resolution", "user", b"user"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_aspect_ratio", b"_aspect_ratio", "_n", b"_n", "_quality", b"_quality", "_resolution", b"_resolution", "_storage_options", b"_storage_options", "aspect_ratio", b"aspect_ratio", "format", b"format", "image", b"image", "images", b"images", "model", b"model", "n", b"n", "prompt", b"prompt", "quality", b"quality", "resolution", b"resolution", "storage_options", b"storage_options", "user", b"user"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__aspect_ratio: _TypeAlias = _typing.Literal["aspect_ratio"]  # noqa: Y015
     _WhichOneofArgType__aspect_ratio: _TypeAlias = _typing.Literal["_aspect_ratio", b"_aspect_ratio"]  # noqa: Y015
@@ -199,6 +204,8 @@ class GenerateImageRequest(_message.Message):
     _WhichOneofArgType__quality: _TypeAlias = _typing.Literal["_quality", b"_quality"]  # noqa: Y015
     _WhichOneofReturnType__resolution: _TypeAlias = _typing.Literal["resolution"]  # noqa: Y015
     _WhichOneofArgType__resolution: _TypeAlias = _typing.Literal["_resolution", b"_resolution"]  # noqa: Y015
+    _WhichOneofReturnType__storage_options: _TypeAlias = _typing.Literal["storage_options"]  # noqa: Y015
+    _WhichOneofArgType__storage_options: _TypeAlias = _typing.Literal["_storage_options", b"_storage_options"]  # noqa: Y015
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__aspect_ratio) -> _WhichOneofReturnType__aspect_ratio | None: ...
     @_typing.overload
@@ -207,8 +214,124 @@ class GenerateImageRequest(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__quality) -> _WhichOneofReturnType__quality | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__resolution) -> _WhichOneofReturnType__resolution | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__storage_options) -> _WhichOneofReturnType__storage_options | None: ...
 
 Global___GenerateImageRequest: _TypeAlias = GenerateImageRequest  # noqa: Y015
+
+@_typing.final
+class StorageOptions(_message.Message):
+    """Where generated media is kept in the Files API (image and video requests)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FILENAME_FIELD_NUMBER: _builtins.int
+    EXPIRES_AFTER_FIELD_NUMBER: _builtins.int
+    PUBLIC_URL_FIELD_NUMBER: _builtins.int
+    filename: _builtins.str
+    expires_after: _builtins.int
+    """seconds; unset: kept until deleted"""
+    @_builtins.property
+    def public_url(self) -> Global___PublicUrlOptions:
+        """also make a public URL"""
+
+    def __init__(
+        self,
+        *,
+        filename: _builtins.str = ...,
+        expires_after: _builtins.int | None = ...,
+        public_url: Global___PublicUrlOptions | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_expires_after", b"_expires_after", "_public_url", b"_public_url", "expires_after", b"expires_after", "public_url", b"public_url"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_expires_after", b"_expires_after", "_public_url", b"_public_url", "expires_after", b"expires_after", "filename", b"filename", "public_url", b"public_url"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__expires_after: _TypeAlias = _typing.Literal["expires_after"]  # noqa: Y015
+    _WhichOneofArgType__expires_after: _TypeAlias = _typing.Literal["_expires_after", b"_expires_after"]  # noqa: Y015
+    _WhichOneofReturnType__public_url: _TypeAlias = _typing.Literal["public_url"]  # noqa: Y015
+    _WhichOneofArgType__public_url: _TypeAlias = _typing.Literal["_public_url", b"_public_url"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__expires_after) -> _WhichOneofReturnType__expires_after | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__public_url) -> _WhichOneofReturnType__public_url | None: ...
+
+Global___StorageOptions: _TypeAlias = StorageOptions  # noqa: Y015
+
+@_typing.final
+class PublicUrlOptions(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EXPIRES_AFTER_FIELD_NUMBER: _builtins.int
+    expires_after: _builtins.int
+    """seconds"""
+    def __init__(
+        self,
+        *,
+        expires_after: _builtins.int | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_expires_after", b"_expires_after", "expires_after", b"expires_after"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_expires_after", b"_expires_after", "expires_after", b"expires_after"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__expires_after: _TypeAlias = _typing.Literal["expires_after"]  # noqa: Y015
+    _WhichOneofArgType__expires_after: _TypeAlias = _typing.Literal["_expires_after", b"_expires_after"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__expires_after) -> _WhichOneofReturnType__expires_after | None: ...
+
+Global___PublicUrlOptions: _TypeAlias = PublicUrlOptions  # noqa: Y015
+
+@_typing.final
+class FileOutput(_message.Message):
+    """The stored copy of one generated image or video (see StorageOptions)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FILE_ID_FIELD_NUMBER: _builtins.int
+    FILENAME_FIELD_NUMBER: _builtins.int
+    PUBLIC_URL_FIELD_NUMBER: _builtins.int
+    PUBLIC_URL_EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    PUBLIC_URL_ERROR_FIELD_NUMBER: _builtins.int
+    file_id: _builtins.str
+    filename: _builtins.str
+    public_url: _builtins.str
+    public_url_error: _builtins.str
+    """the file was stored, but no public URL was made"""
+    @_builtins.property
+    def public_url_expires_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def expires_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        file_id: _builtins.str = ...,
+        filename: _builtins.str = ...,
+        public_url: _builtins.str | None = ...,
+        public_url_expires_at: _timestamp_pb2.Timestamp | None = ...,
+        expires_at: _timestamp_pb2.Timestamp | None = ...,
+        public_url_error: _builtins.str | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_expires_at", b"_expires_at", "_public_url", b"_public_url", "_public_url_error", b"_public_url_error", "_public_url_expires_at", b"_public_url_expires_at", "expires_at", b"expires_at", "public_url", b"public_url", "public_url_error", b"public_url_error", "public_url_expires_at", b"public_url_expires_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_expires_at", b"_expires_at", "_public_url", b"_public_url", "_public_url_error", b"_public_url_error", "_public_url_expires_at", b"_public_url_expires_at", "expires_at", b"expires_at", "file_id", b"file_id", "filename", b"filename", "public_url", b"public_url", "public_url_error", b"public_url_error", "public_url_expires_at", b"public_url_expires_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__expires_at: _TypeAlias = _typing.Literal["expires_at"]  # noqa: Y015
+    _WhichOneofArgType__expires_at: _TypeAlias = _typing.Literal["_expires_at", b"_expires_at"]  # noqa: Y015
+    _WhichOneofReturnType__public_url: _TypeAlias = _typing.Literal["public_url"]  # noqa: Y015
+    _WhichOneofArgType__public_url: _TypeAlias = _typing.Literal["_public_url", b"_public_url"]  # noqa: Y015
+    _WhichOneofReturnType__public_url_error: _TypeAlias = _typing.Literal["public_url_error"]  # noqa: Y015
+    _WhichOneofArgType__public_url_error: _TypeAlias = _typing.Literal["_public_url_error", b"_public_url_error"]  # noqa: Y015
+    _WhichOneofReturnType__public_url_expires_at: _TypeAlias = _typing.Literal["public_url_expires_at"]  # noqa: Y015
+    _WhichOneofArgType__public_url_expires_at: _TypeAlias = _typing.Literal["_public_url_expires_at", b"_public_url_expires_at"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__expires_at) -> _WhichOneofReturnType__expires_at | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__public_url) -> _WhichOneofReturnType__public_url | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__public_url_error) -> _WhichOneofReturnType__public_url_error | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__public_url_expires_at) -> _WhichOneofReturnType__public_url_expires_at | None: ...
+
+Global___FileOutput: _TypeAlias = FileOutput  # noqa: Y015
 
 @_typing.final
 class ImageResponse(_message.Message):
@@ -244,6 +367,7 @@ class GeneratedImage(_message.Message):
     BASE64_FIELD_NUMBER: _builtins.int
     URL_FIELD_NUMBER: _builtins.int
     RESPECT_MODERATION_FIELD_NUMBER: _builtins.int
+    FILE_OUTPUT_FIELD_NUMBER: _builtins.int
     STORAGE_ERROR_FIELD_NUMBER: _builtins.int
     base64: _builtins.str
     """a data URL: data:image/<type>;base64,<payload>"""
@@ -252,22 +376,32 @@ class GeneratedImage(_message.Message):
     respect_moderation: _builtins.bool
     """false: the image was withheld"""
     storage_error: _builtins.str
+    """set when storage was asked for and failed"""
+    @_builtins.property
+    def file_output(self) -> Global___FileOutput:
+        """set when storage_options asked for storage"""
+
     def __init__(
         self,
         *,
         base64: _builtins.str = ...,
         url: _builtins.str = ...,
         respect_moderation: _builtins.bool = ...,
+        file_output: Global___FileOutput | None = ...,
         storage_error: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_storage_error", b"_storage_error", "base64", b"base64", "image", b"image", "storage_error", b"storage_error", "url", b"url"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_file_output", b"_file_output", "_storage_error", b"_storage_error", "base64", b"base64", "file_output", b"file_output", "image", b"image", "storage_error", b"storage_error", "url", b"url"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_storage_error", b"_storage_error", "base64", b"base64", "image", b"image", "respect_moderation", b"respect_moderation", "storage_error", b"storage_error", "url", b"url"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_file_output", b"_file_output", "_storage_error", b"_storage_error", "base64", b"base64", "file_output", b"file_output", "image", b"image", "respect_moderation", b"respect_moderation", "storage_error", b"storage_error", "url", b"url"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__file_output: _TypeAlias = _typing.Literal["file_output"]  # noqa: Y015
+    _WhichOneofArgType__file_output: _TypeAlias = _typing.Literal["_file_output", b"_file_output"]  # noqa: Y015
     _WhichOneofReturnType__storage_error: _TypeAlias = _typing.Literal["storage_error"]  # noqa: Y015
     _WhichOneofArgType__storage_error: _TypeAlias = _typing.Literal["_storage_error", b"_storage_error"]  # noqa: Y015
     _WhichOneofReturnType_image: _TypeAlias = _typing.Literal["base64", "url"]  # noqa: Y015
     _WhichOneofArgType_image: _TypeAlias = _typing.Literal["image", b"image"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__file_output) -> _WhichOneofReturnType__file_output | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__storage_error) -> _WhichOneofReturnType__storage_error | None: ...
     @_typing.overload

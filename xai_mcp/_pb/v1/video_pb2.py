@@ -27,33 +27,37 @@ from xai_mcp._pb.v1 import image_pb2 as xai__mcp_dot___pb_dot_v1_dot_image__pb2
 from xai_mcp._pb.v1 import usage_pb2 as xai__mcp_dot___pb_dot_v1_dot_usage__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1axai_mcp/_pb/v1/video.proto\x12\x07xai_api\x1a\x1dxai_mcp/_pb/v1/deferred.proto\x1a\x1axai_mcp/_pb/v1/image.proto\x1a\x1axai_mcp/_pb/v1/usage.proto\"=\n\x0fVideoUrlContent\x12\r\n\x03url\x18\x01 \x01(\tH\x00\x12\x11\n\x07\x66ile_id\x18\x02 \x01(\tH\x00\x42\x08\n\x06source\"\x9e\x03\n\x14GenerateVideoRequest\x12\x0e\n\x06prompt\x18\x01 \x01(\t\x12\'\n\x05image\x18\x02 \x01(\x0b\x32\x18.xai_api.ImageUrlContent\x12\r\n\x05model\x18\x03 \x01(\t\x12\x15\n\x08\x64uration\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12\'\n\x05video\x18\x06 \x01(\x0b\x32\x18.xai_api.VideoUrlContent\x12\x34\n\x0c\x61spect_ratio\x18\x07 \x01(\x0e\x32\x19.xai_api.VideoAspectRatioH\x01\x88\x01\x01\x12\x31\n\nresolution\x18\x08 \x01(\x0e\x32\x18.xai_api.VideoResolutionH\x02\x88\x01\x01\x12\x32\n\x10reference_images\x18\r \x03(\x0b\x32\x18.xai_api.ImageUrlContent\x12\x1b\n\x0egenerate_audio\x18\x11 \x01(\x08H\x03\x88\x01\x01\x42\x0b\n\t_durationB\x0f\n\r_aspect_ratioB\r\n\x0b_resolutionB\x11\n\x0f_generate_audioJ\x04\x08\x0f\x10\x10\"-\n\x17GetDeferredVideoRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\"\xb2\x01\n\rVideoResponse\x12&\n\x05video\x18\x01 \x01(\x0b\x32\x17.xai_api.GeneratedVideo\x12\r\n\x05model\x18\x02 \x01(\t\x12%\n\x05usage\x18\x03 \x01(\x0b\x32\x16.xai_api.SamplingUsage\x12\'\n\x05\x65rror\x18\x06 \x01(\x0b\x32\x13.xai_api.VideoErrorH\x00\x88\x01\x01\x12\x10\n\x08progress\x18\x07 \x01(\x05\x42\x08\n\x06_error\"y\n\x0eGeneratedVideo\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\x10\n\x08\x64uration\x18\x04 \x01(\x05\x12\x1a\n\x12respect_moderation\x18\x05 \x01(\x08\x12\x1a\n\rstorage_error\x18\x07 \x01(\tH\x00\x88\x01\x01\x42\x10\n\x0e_storage_error\"\x7f\n\x18GetDeferredVideoResponse\x12\'\n\x06status\x18\x01 \x01(\x0e\x32\x17.xai_api.DeferredStatus\x12-\n\x08response\x18\x02 \x01(\x0b\x32\x16.xai_api.VideoResponseH\x00\x88\x01\x01\x42\x0b\n\t_response\"+\n\nVideoError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"\x86\x01\n\x12\x45xtendVideoRequest\x12\x0e\n\x06prompt\x18\x01 \x01(\t\x12\'\n\x05video\x18\x02 \x01(\x0b\x32\x18.xai_api.VideoUrlContent\x12\r\n\x05model\x18\x03 \x01(\t\x12\x15\n\x08\x64uration\x18\x04 \x01(\x05H\x00\x88\x01\x01\x42\x0b\n\t_durationJ\x04\x08\x07\x10\x08*\xfc\x01\n\x10VideoAspectRatio\x12\"\n\x1eVIDEO_ASPECT_RATIO_UNSPECIFIED\x10\x00\x12\x1a\n\x16VIDEO_ASPECT_RATIO_1_1\x10\x01\x12\x1b\n\x17VIDEO_ASPECT_RATIO_16_9\x10\x02\x12\x1b\n\x17VIDEO_ASPECT_RATIO_9_16\x10\x03\x12\x1a\n\x16VIDEO_ASPECT_RATIO_4_3\x10\x04\x12\x1a\n\x16VIDEO_ASPECT_RATIO_3_4\x10\x05\x12\x1a\n\x16VIDEO_ASPECT_RATIO_3_2\x10\x06\x12\x1a\n\x16VIDEO_ASPECT_RATIO_2_3\x10\x07*\x85\x01\n\x0fVideoResolution\x12 \n\x1cVIDEO_RESOLUTION_UNSPECIFIED\x10\x00\x12\x19\n\x15VIDEO_RESOLUTION_480P\x10\x01\x12\x19\n\x15VIDEO_RESOLUTION_720P\x10\x02\x12\x1a\n\x16VIDEO_RESOLUTION_1080P\x10\x03\x32\xfc\x01\n\x05Video\x12N\n\rGenerateVideo\x12\x1d.xai_api.GenerateVideoRequest\x1a\x1e.xai_api.StartDeferredResponse\x12J\n\x0b\x45xtendVideo\x12\x1b.xai_api.ExtendVideoRequest\x1a\x1e.xai_api.StartDeferredResponse\x12W\n\x10GetDeferredVideo\x12 .xai_api.GetDeferredVideoRequest\x1a!.xai_api.GetDeferredVideoResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1axai_mcp/_pb/v1/video.proto\x12\x07xai_api\x1a\x1dxai_mcp/_pb/v1/deferred.proto\x1a\x1axai_mcp/_pb/v1/image.proto\x1a\x1axai_mcp/_pb/v1/usage.proto\"=\n\x0fVideoUrlContent\x12\r\n\x03url\x18\x01 \x01(\tH\x00\x12\x11\n\x07\x66ile_id\x18\x02 \x01(\tH\x00\x42\x08\n\x06source\"5\n\x0f\x41udioUrlContent\x12\x12\n\x08voice_id\x18\x02 \x01(\tH\x00\x42\x08\n\x06sourceJ\x04\x08\x01\x10\x02\"M\n\rVideoKeyframe\x12\'\n\x05image\x18\x01 \x01(\x0b\x32\x18.xai_api.ImageUrlContent\x12\x13\n\x0btimestamp_s\x18\x02 \x01(\x02\"\xf6\x04\n\x14GenerateVideoRequest\x12\x0e\n\x06prompt\x18\x01 \x01(\t\x12\'\n\x05image\x18\x02 \x01(\x0b\x32\x18.xai_api.ImageUrlContent\x12\r\n\x05model\x18\x03 \x01(\t\x12\x15\n\x08\x64uration\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12\'\n\x05video\x18\x06 \x01(\x0b\x32\x18.xai_api.VideoUrlContent\x12\x34\n\x0c\x61spect_ratio\x18\x07 \x01(\x0e\x32\x19.xai_api.VideoAspectRatioH\x01\x88\x01\x01\x12\x31\n\nresolution\x18\x08 \x01(\x0e\x32\x18.xai_api.VideoResolutionH\x02\x88\x01\x01\x12\x32\n\x10reference_images\x18\r \x03(\x0b\x32\x18.xai_api.ImageUrlContent\x12\x35\n\x0fstorage_options\x18\x0e \x01(\x0b\x32\x17.xai_api.StorageOptionsH\x03\x88\x01\x01\x12\x32\n\x10reference_audios\x18\x10 \x03(\x0b\x32\x18.xai_api.AudioUrlContent\x12\x1b\n\x0egenerate_audio\x18\x11 \x01(\x08H\x04\x88\x01\x01\x12,\n\nlast_frame\x18\x12 \x01(\x0b\x32\x18.xai_api.ImageUrlContent\x12)\n\tkeyframes\x18\x14 \x03(\x0b\x32\x16.xai_api.VideoKeyframeB\x0b\n\t_durationB\x0f\n\r_aspect_ratioB\r\n\x0b_resolutionB\x12\n\x10_storage_optionsB\x11\n\x0f_generate_audioJ\x04\x08\x0f\x10\x10\"-\n\x17GetDeferredVideoRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\"\xb2\x01\n\rVideoResponse\x12&\n\x05video\x18\x01 \x01(\x0b\x32\x17.xai_api.GeneratedVideo\x12\r\n\x05model\x18\x02 \x01(\t\x12%\n\x05usage\x18\x03 \x01(\x0b\x32\x16.xai_api.SamplingUsage\x12\'\n\x05\x65rror\x18\x06 \x01(\x0b\x32\x13.xai_api.VideoErrorH\x00\x88\x01\x01\x12\x10\n\x08progress\x18\x07 \x01(\x05\x42\x08\n\x06_error\"\xb8\x01\n\x0eGeneratedVideo\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\x10\n\x08\x64uration\x18\x04 \x01(\x05\x12\x1a\n\x12respect_moderation\x18\x05 \x01(\x08\x12-\n\x0b\x66ile_output\x18\x06 \x01(\x0b\x32\x13.xai_api.FileOutputH\x00\x88\x01\x01\x12\x1a\n\rstorage_error\x18\x07 \x01(\tH\x01\x88\x01\x01\x42\x0e\n\x0c_file_outputB\x10\n\x0e_storage_error\"\x7f\n\x18GetDeferredVideoResponse\x12\'\n\x06status\x18\x01 \x01(\x0e\x32\x17.xai_api.DeferredStatus\x12-\n\x08response\x18\x02 \x01(\x0b\x32\x16.xai_api.VideoResponseH\x00\x88\x01\x01\x42\x0b\n\t_response\"+\n\nVideoError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"\xd1\x01\n\x12\x45xtendVideoRequest\x12\x0e\n\x06prompt\x18\x01 \x01(\t\x12\'\n\x05video\x18\x02 \x01(\x0b\x32\x18.xai_api.VideoUrlContent\x12\r\n\x05model\x18\x03 \x01(\t\x12\x15\n\x08\x64uration\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12\x35\n\x0fstorage_options\x18\x06 \x01(\x0b\x32\x17.xai_api.StorageOptionsH\x01\x88\x01\x01\x42\x0b\n\t_durationB\x12\n\x10_storage_optionsJ\x04\x08\x07\x10\x08*\xfc\x01\n\x10VideoAspectRatio\x12\"\n\x1eVIDEO_ASPECT_RATIO_UNSPECIFIED\x10\x00\x12\x1a\n\x16VIDEO_ASPECT_RATIO_1_1\x10\x01\x12\x1b\n\x17VIDEO_ASPECT_RATIO_16_9\x10\x02\x12\x1b\n\x17VIDEO_ASPECT_RATIO_9_16\x10\x03\x12\x1a\n\x16VIDEO_ASPECT_RATIO_4_3\x10\x04\x12\x1a\n\x16VIDEO_ASPECT_RATIO_3_4\x10\x05\x12\x1a\n\x16VIDEO_ASPECT_RATIO_3_2\x10\x06\x12\x1a\n\x16VIDEO_ASPECT_RATIO_2_3\x10\x07*\x85\x01\n\x0fVideoResolution\x12 \n\x1cVIDEO_RESOLUTION_UNSPECIFIED\x10\x00\x12\x19\n\x15VIDEO_RESOLUTION_480P\x10\x01\x12\x19\n\x15VIDEO_RESOLUTION_720P\x10\x02\x12\x1a\n\x16VIDEO_RESOLUTION_1080P\x10\x03\x32\xfc\x01\n\x05Video\x12N\n\rGenerateVideo\x12\x1d.xai_api.GenerateVideoRequest\x1a\x1e.xai_api.StartDeferredResponse\x12J\n\x0b\x45xtendVideo\x12\x1b.xai_api.ExtendVideoRequest\x1a\x1e.xai_api.StartDeferredResponse\x12W\n\x10GetDeferredVideo\x12 .xai_api.GetDeferredVideoRequest\x1a!.xai_api.GetDeferredVideoResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'xai_mcp._pb.v1.video_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_VIDEOASPECTRATIO']._serialized_start=1269
-  _globals['_VIDEOASPECTRATIO']._serialized_end=1521
-  _globals['_VIDEORESOLUTION']._serialized_start=1524
-  _globals['_VIDEORESOLUTION']._serialized_end=1657
+  _globals['_VIDEOASPECTRATIO']._serialized_start=1758
+  _globals['_VIDEOASPECTRATIO']._serialized_end=2010
+  _globals['_VIDEORESOLUTION']._serialized_start=2013
+  _globals['_VIDEORESOLUTION']._serialized_end=2146
   _globals['_VIDEOURLCONTENT']._serialized_start=126
   _globals['_VIDEOURLCONTENT']._serialized_end=187
-  _globals['_GENERATEVIDEOREQUEST']._serialized_start=190
-  _globals['_GENERATEVIDEOREQUEST']._serialized_end=604
-  _globals['_GETDEFERREDVIDEOREQUEST']._serialized_start=606
-  _globals['_GETDEFERREDVIDEOREQUEST']._serialized_end=651
-  _globals['_VIDEORESPONSE']._serialized_start=654
-  _globals['_VIDEORESPONSE']._serialized_end=832
-  _globals['_GENERATEDVIDEO']._serialized_start=834
-  _globals['_GENERATEDVIDEO']._serialized_end=955
-  _globals['_GETDEFERREDVIDEORESPONSE']._serialized_start=957
-  _globals['_GETDEFERREDVIDEORESPONSE']._serialized_end=1084
-  _globals['_VIDEOERROR']._serialized_start=1086
-  _globals['_VIDEOERROR']._serialized_end=1129
-  _globals['_EXTENDVIDEOREQUEST']._serialized_start=1132
-  _globals['_EXTENDVIDEOREQUEST']._serialized_end=1266
-  _globals['_VIDEO']._serialized_start=1660
-  _globals['_VIDEO']._serialized_end=1912
+  _globals['_AUDIOURLCONTENT']._serialized_start=189
+  _globals['_AUDIOURLCONTENT']._serialized_end=242
+  _globals['_VIDEOKEYFRAME']._serialized_start=244
+  _globals['_VIDEOKEYFRAME']._serialized_end=321
+  _globals['_GENERATEVIDEOREQUEST']._serialized_start=324
+  _globals['_GENERATEVIDEOREQUEST']._serialized_end=954
+  _globals['_GETDEFERREDVIDEOREQUEST']._serialized_start=956
+  _globals['_GETDEFERREDVIDEOREQUEST']._serialized_end=1001
+  _globals['_VIDEORESPONSE']._serialized_start=1004
+  _globals['_VIDEORESPONSE']._serialized_end=1182
+  _globals['_GENERATEDVIDEO']._serialized_start=1185
+  _globals['_GENERATEDVIDEO']._serialized_end=1369
+  _globals['_GETDEFERREDVIDEORESPONSE']._serialized_start=1371
+  _globals['_GETDEFERREDVIDEORESPONSE']._serialized_end=1498
+  _globals['_VIDEOERROR']._serialized_start=1500
+  _globals['_VIDEOERROR']._serialized_end=1543
+  _globals['_EXTENDVIDEOREQUEST']._serialized_start=1546
+  _globals['_EXTENDVIDEOREQUEST']._serialized_end=1755
+  _globals['_VIDEO']._serialized_start=2149
+  _globals['_VIDEO']._serialized_end=2401
 # @@protoc_insertion_point(module_scope)

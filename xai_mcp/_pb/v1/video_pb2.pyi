@@ -96,9 +96,56 @@ class VideoUrlContent(_message.Message):
 Global___VideoUrlContent: _TypeAlias = VideoUrlContent  # noqa: Y015
 
 @_typing.final
-class GenerateVideoRequest(_message.Message):
-    """Left out: storage_options (14), reference_audios (16), last_frame (18), keyframes (20)."""
+class AudioUrlContent(_message.Message):
+    """A preset voice for the generated audio track."""
 
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VOICE_ID_FIELD_NUMBER: _builtins.int
+    voice_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        voice_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["source", b"source", "voice_id", b"voice_id"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["source", b"source", "voice_id", b"voice_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_source: _TypeAlias = _typing.Literal["voice_id"]  # noqa: Y015
+    _WhichOneofArgType_source: _TypeAlias = _typing.Literal["source", b"source"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_source) -> _WhichOneofReturnType_source | None: ...
+
+Global___AudioUrlContent: _TypeAlias = AudioUrlContent  # noqa: Y015
+
+@_typing.final
+class VideoKeyframe(_message.Message):
+    """An image the video should show at a given time."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IMAGE_FIELD_NUMBER: _builtins.int
+    TIMESTAMP_S_FIELD_NUMBER: _builtins.int
+    timestamp_s: _builtins.float
+    """seconds, strictly inside (0, duration)"""
+    @_builtins.property
+    def image(self) -> _image_pb2.ImageUrlContent: ...
+    def __init__(
+        self,
+        *,
+        image: _image_pb2.ImageUrlContent | None = ...,
+        timestamp_s: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["image", b"image"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["image", b"image", "timestamp_s", b"timestamp_s"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VideoKeyframe: _TypeAlias = VideoKeyframe  # noqa: Y015
+
+@_typing.final
+class GenerateVideoRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     PROMPT_FIELD_NUMBER: _builtins.int
@@ -109,7 +156,11 @@ class GenerateVideoRequest(_message.Message):
     ASPECT_RATIO_FIELD_NUMBER: _builtins.int
     RESOLUTION_FIELD_NUMBER: _builtins.int
     REFERENCE_IMAGES_FIELD_NUMBER: _builtins.int
+    STORAGE_OPTIONS_FIELD_NUMBER: _builtins.int
+    REFERENCE_AUDIOS_FIELD_NUMBER: _builtins.int
     GENERATE_AUDIO_FIELD_NUMBER: _builtins.int
+    LAST_FRAME_FIELD_NUMBER: _builtins.int
+    KEYFRAMES_FIELD_NUMBER: _builtins.int
     prompt: _builtins.str
     model: _builtins.str
     duration: _builtins.int
@@ -117,6 +168,7 @@ class GenerateVideoRequest(_message.Message):
     aspect_ratio: Global___VideoAspectRatio.ValueType
     resolution: Global___VideoResolution.ValueType
     generate_audio: _builtins.bool
+    """unset: with audio"""
     @_builtins.property
     def image(self) -> _image_pb2.ImageUrlContent:
         """first frame (image to video)"""
@@ -126,7 +178,19 @@ class GenerateVideoRequest(_message.Message):
         """source video (video edit)"""
 
     @_builtins.property
-    def reference_images(self) -> _containers.RepeatedCompositeFieldContainer[_image_pb2.ImageUrlContent]: ...
+    def reference_images(self) -> _containers.RepeatedCompositeFieldContainer[_image_pb2.ImageUrlContent]:
+        """reference to video, when `image` is unset"""
+
+    @_builtins.property
+    def storage_options(self) -> _image_pb2.StorageOptions:
+        """also store the result in the Files API"""
+
+    @_builtins.property
+    def reference_audios(self) -> _containers.RepeatedCompositeFieldContainer[Global___AudioUrlContent]: ...
+    @_builtins.property
+    def last_frame(self) -> _image_pb2.ImageUrlContent: ...
+    @_builtins.property
+    def keyframes(self) -> _containers.RepeatedCompositeFieldContainer[Global___VideoKeyframe]: ...
     def __init__(
         self,
         *,
@@ -138,11 +202,15 @@ class GenerateVideoRequest(_message.Message):
         aspect_ratio: Global___VideoAspectRatio.ValueType | None = ...,
         resolution: Global___VideoResolution.ValueType | None = ...,
         reference_images: _abc.Iterable[_image_pb2.ImageUrlContent] | None = ...,
+        storage_options: _image_pb2.StorageOptions | None = ...,
+        reference_audios: _abc.Iterable[Global___AudioUrlContent] | None = ...,
         generate_audio: _builtins.bool | None = ...,
+        last_frame: _image_pb2.ImageUrlContent | None = ...,
+        keyframes: _abc.Iterable[Global___VideoKeyframe] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_aspect_ratio", b"_aspect_ratio", "_duration", b"_duration", "_generate_audio", b"_generate_audio", "_resolution", b"_resolution", "aspect_ratio", b"aspect_ratio", "duration", b"duration", "generate_audio", b"generate_audio", "image", b"image", "resolution", b"resolution", "video", b"video"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_aspect_ratio", b"_aspect_ratio", "_duration", b"_duration", "_generate_audio", b"_generate_audio", "_resolution", b"_resolution", "_storage_options", b"_storage_options", "aspect_ratio", b"aspect_ratio", "duration", b"duration", "generate_audio", b"generate_audio", "image", b"image", "last_frame", b"last_frame", "resolution", b"resolution", "storage_options", b"storage_options", "video", b"video"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_aspect_ratio", b"_aspect_ratio", "_duration", b"_duration", "_generate_audio", b"_generate_audio", "_resolution", b"_resolution", "aspect_ratio", b"aspect_ratio", "duration", b"duration", "generate_audio", b"generate_audio", "image", b"image", "model", b"model", "prompt", b"prompt", "reference_images", b"reference_images", "resolution", b"resolution", "video", b"video"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_aspect_ratio", b"_aspect_ratio", "_duration", b"_duration", "_generate_audio", b"_generate_audio", "_resolution", b"_resolution", "_storage_options", b"_storage_options", "aspect_ratio", b"aspect_ratio", "duration", b"duration", "generate_audio", b"generate_audio", "image", b"image", "keyframes", b"keyframes", "last_frame", b"last_frame", "model", b"model", "prompt", b"prompt", "reference_audios", b"reference_audios", "reference_images", b"reference_images", "resolution", b"resolution", "storage_options", b"storage_options", "video", b"video"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__aspect_ratio: _TypeAlias = _typing.Literal["aspect_ratio"]  # noqa: Y015
     _WhichOneofArgType__aspect_ratio: _TypeAlias = _typing.Literal["_aspect_ratio", b"_aspect_ratio"]  # noqa: Y015
@@ -152,6 +220,8 @@ class GenerateVideoRequest(_message.Message):
     _WhichOneofArgType__generate_audio: _TypeAlias = _typing.Literal["_generate_audio", b"_generate_audio"]  # noqa: Y015
     _WhichOneofReturnType__resolution: _TypeAlias = _typing.Literal["resolution"]  # noqa: Y015
     _WhichOneofArgType__resolution: _TypeAlias = _typing.Literal["_resolution", b"_resolution"]  # noqa: Y015
+    _WhichOneofReturnType__storage_options: _TypeAlias = _typing.Literal["storage_options"]  # noqa: Y015
+    _WhichOneofArgType__storage_options: _TypeAlias = _typing.Literal["_storage_options", b"_storage_options"]  # noqa: Y015
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__aspect_ratio) -> _WhichOneofReturnType__aspect_ratio | None: ...
     @_typing.overload
@@ -160,6 +230,8 @@ class GenerateVideoRequest(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__generate_audio) -> _WhichOneofReturnType__generate_audio | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__resolution) -> _WhichOneofReturnType__resolution | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__storage_options) -> _WhichOneofReturnType__storage_options | None: ...
 
 Global___GenerateVideoRequest: _TypeAlias = GenerateVideoRequest  # noqa: Y015
 
@@ -228,26 +300,38 @@ class GeneratedVideo(_message.Message):
     URL_FIELD_NUMBER: _builtins.int
     DURATION_FIELD_NUMBER: _builtins.int
     RESPECT_MODERATION_FIELD_NUMBER: _builtins.int
+    FILE_OUTPUT_FIELD_NUMBER: _builtins.int
     STORAGE_ERROR_FIELD_NUMBER: _builtins.int
     url: _builtins.str
     """temporary (about 24 hours)"""
     duration: _builtins.int
     respect_moderation: _builtins.bool
     storage_error: _builtins.str
+    """set when storage was asked for and failed"""
+    @_builtins.property
+    def file_output(self) -> _image_pb2.FileOutput:
+        """set when storage_options asked for storage"""
+
     def __init__(
         self,
         *,
         url: _builtins.str = ...,
         duration: _builtins.int = ...,
         respect_moderation: _builtins.bool = ...,
+        file_output: _image_pb2.FileOutput | None = ...,
         storage_error: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_storage_error", b"_storage_error", "storage_error", b"storage_error"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_file_output", b"_file_output", "_storage_error", b"_storage_error", "file_output", b"file_output", "storage_error", b"storage_error"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_storage_error", b"_storage_error", "duration", b"duration", "respect_moderation", b"respect_moderation", "storage_error", b"storage_error", "url", b"url"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_file_output", b"_file_output", "_storage_error", b"_storage_error", "duration", b"duration", "file_output", b"file_output", "respect_moderation", b"respect_moderation", "storage_error", b"storage_error", "url", b"url"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__file_output: _TypeAlias = _typing.Literal["file_output"]  # noqa: Y015
+    _WhichOneofArgType__file_output: _TypeAlias = _typing.Literal["_file_output", b"_file_output"]  # noqa: Y015
     _WhichOneofReturnType__storage_error: _TypeAlias = _typing.Literal["storage_error"]  # noqa: Y015
     _WhichOneofArgType__storage_error: _TypeAlias = _typing.Literal["_storage_error", b"_storage_error"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__file_output) -> _WhichOneofReturnType__file_output | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__storage_error) -> _WhichOneofReturnType__storage_error | None: ...
 
 Global___GeneratedVideo: _TypeAlias = GeneratedVideo  # noqa: Y015
@@ -310,6 +394,7 @@ class ExtendVideoRequest(_message.Message):
     VIDEO_FIELD_NUMBER: _builtins.int
     MODEL_FIELD_NUMBER: _builtins.int
     DURATION_FIELD_NUMBER: _builtins.int
+    STORAGE_OPTIONS_FIELD_NUMBER: _builtins.int
     prompt: _builtins.str
     model: _builtins.str
     duration: _builtins.int
@@ -318,6 +403,8 @@ class ExtendVideoRequest(_message.Message):
     def video(self) -> Global___VideoUrlContent:
         """the video to extend (2 to 30 s)"""
 
+    @_builtins.property
+    def storage_options(self) -> _image_pb2.StorageOptions: ...
     def __init__(
         self,
         *,
@@ -325,13 +412,19 @@ class ExtendVideoRequest(_message.Message):
         video: Global___VideoUrlContent | None = ...,
         model: _builtins.str = ...,
         duration: _builtins.int | None = ...,
+        storage_options: _image_pb2.StorageOptions | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_duration", b"_duration", "duration", b"duration", "video", b"video"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_duration", b"_duration", "_storage_options", b"_storage_options", "duration", b"duration", "storage_options", b"storage_options", "video", b"video"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_duration", b"_duration", "duration", b"duration", "model", b"model", "prompt", b"prompt", "video", b"video"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_duration", b"_duration", "_storage_options", b"_storage_options", "duration", b"duration", "model", b"model", "prompt", b"prompt", "storage_options", b"storage_options", "video", b"video"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__duration: _TypeAlias = _typing.Literal["duration"]  # noqa: Y015
     _WhichOneofArgType__duration: _TypeAlias = _typing.Literal["_duration", b"_duration"]  # noqa: Y015
+    _WhichOneofReturnType__storage_options: _TypeAlias = _typing.Literal["storage_options"]  # noqa: Y015
+    _WhichOneofArgType__storage_options: _TypeAlias = _typing.Literal["_storage_options", b"_storage_options"]  # noqa: Y015
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__duration) -> _WhichOneofReturnType__duration | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__storage_options) -> _WhichOneofReturnType__storage_options | None: ...
 
 Global___ExtendVideoRequest: _TypeAlias = ExtendVideoRequest  # noqa: Y015
