@@ -7,7 +7,8 @@ Usage (from the repository root, with the dev dependencies installed):
 
 The .proto files live under protos/ at the same path as the Python package they become
 (protos/xai_mcp/_pb/v1/x.proto -> xai_mcp/_pb/v1/x_pb2.py), so the generated imports need no
-rewriting. The proto package stays `xai_api`, which is what reaches the wire.
+rewriting. The proto packages stay upstream's (`xai_api`, and `collections`, `shared`, `rag` for
+collections management): the package is part of the method path, which reaches the wire.
 """
 
 from __future__ import annotations
