@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import socket
 import time
 from collections.abc import AsyncIterator
@@ -13,7 +14,7 @@ import pytest
 from conftest import TEST_KEY
 
 from xai_mcp import errors, rpc
-from xai_mcp._pb.v1 import chat_pb2, image_pb2, tokenize_pb2
+from xai_mcp._pb.v1 import chat_pb2, deferred_pb2, image_pb2, tokenize_pb2
 from xai_mcp.emulator.server import Emulator
 from xai_mcp.rpc import XaiClient, open_channel
 from xai_mcp.settings import ConfigError, Settings
@@ -74,33 +75,50 @@ def test_tls_is_the_default_and_a_bare_host_means_port_443():
 # Services whose protos exist but that no tool calls yet (issues 13 and 14 wire them): take a
 # service out of this set when its RPCs join rpc.RPCS.
 NOT_CALLED_YET = {"xai_api.Files", "xai_api.Documents", "collections.Collections"}
+# RPCs of called services that no tool uses (the tools stream these answers instead).
+NOT_CALLED = {"/xai_api.Chat/GetCompletion", "/xai_api.Sample/SampleText"}
 
 
-def test_every_rpc_in_our_protos_has_a_retry_class():
+def test_every_rpc_in_our_protos_is_declared_with_its_shape():
     from _wire import our_files
 
     defined = {
-        f"/{f.package}.{s.name}/{m.name}"
+        f"/{f.package}.{s.name}/{m.name}": rpc.Shape((m.client_streaming, m.server_streaming))
         for f in our_files()
         for s in f.service
         if f"{f.package}.{s.name}" not in NOT_CALLED_YET
         for m in s.method
     }
-    assert {r.path for r in rpc.RPCS} == defined
-    paid = {r.name for r in rpc.RPCS if r.retry is rpc.Retry.PAID}
-    assert {
-        "GetCompletion",
-        "GetCompletionChunk",
-        "StartDeferredCompletion",
-        "GenerateImage",
-        "GenerateVideo",
-        "ExtendVideo",
-        "SampleText",
-        "SampleTextStreaming",
-        "Embed",
-        "CreateBatch",
-        "AddBatchRequests",
-    } == paid
+    ours = {r.path: r.shape for r in rpc.RPCS}
+    assert len(ours) == len(rpc.RPCS)  # each RPC declared once
+    assert ours == {path: shape for path, shape in defined.items() if path not in NOT_CALLED}
+    assert defined.keys() >= NOT_CALLED
+
+
+def test_a_declaration_that_drifts_from_the_descriptor_fails():
+    chat = chat_pb2.DESCRIPTOR.services_by_name["Chat"]
+    declare = functools.partial(rpc.declare, retry=rpc.Retry.SAFE, label="chat", not_found="{subject}")
+    with pytest.raises(TypeError, match=r"takes xai_api\.GetChatCompletionChunk as response"):
+        declare(chat, "GetCompletionChunk", chat_pb2.GetCompletionsRequest, chat_pb2.GetChatCompletionResponse)
+    with pytest.raises(TypeError, match="has no method GetCompletions"):
+        declare(chat, "GetCompletions", chat_pb2.GetCompletionsRequest, chat_pb2.GetChatCompletionResponse)
+
+
+async def test_each_rpc_is_resent_by_its_retry_class(xai, emulator):
+    """Paid work is sent once on UNAVAILABLE; everything else is retried (the fault fires before
+    the handler, so an empty request serves; what the retry then answers does not matter here)."""
+    sent: dict[str, int] = {}
+    for method in rpc.RPCS:
+        emulator.inject(method.name, S.UNAVAILABLE, count=1)
+        try:
+            if method.shape is rpc.Shape.SERVER_STREAMING:
+                [message async for message in xai.stream(method, method.request())]
+            else:
+                await xai.call(method, method.request())
+        except errors.XaiError as err:
+            assert ("not resent automatically" in str(err)) == (method.retry is rpc.Retry.PAID), method.name
+        sent[method.name] = emulator.calls[method.name]
+    assert sent == {m.name: 1 if m.retry is rpc.Retry.PAID else 2 for m in rpc.RPCS}
 
 
 # Calls, auth and errors
@@ -200,10 +218,10 @@ async def test_paid_work_waits_for_a_connection_instead_of_being_retried(emulato
     late = Emulator(emulator_config)
     async with open_channel(settings) as channel:
         xai = XaiClient(channel, settings)
-        answers: list[chat_pb2.GetChatCompletionResponse] = []
+        answers: list[deferred_pb2.StartDeferredResponse] = []
 
         async def chat() -> None:
-            answers.append(await xai.call(rpc.GET_COMPLETION, _chat()))
+            answers.append(await xai.call(rpc.START_DEFERRED_COMPLETION, _chat()))
 
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(chat)
@@ -211,8 +229,8 @@ async def test_paid_work_waits_for_a_connection_instead_of_being_retried(emulato
             assert not answers
             await late.start()  # the backend comes up while the call waits
         await late.stop()
-    assert answers[0].outputs
-    assert (late.calls["GetCompletion"], late.handled["GetCompletion"]) == (1, 1)
+    assert answers[0].request_id
+    assert (late.calls["StartDeferredCompletion"], late.handled["StartDeferredCompletion"]) == (1, 1)
 
 
 async def test_paid_work_with_no_connection_is_not_sent_and_says_so(monkeypatch):
@@ -224,10 +242,10 @@ async def test_paid_work_with_no_connection_is_not_sent_and_says_so(monkeypatch)
     async with open_channel(settings) as channel:
         started = time.monotonic()
         with pytest.raises(errors.Unavailable) as caught:
-            await XaiClient(channel, settings).call(rpc.GET_COMPLETION, _chat())
+            await XaiClient(channel, settings).call(rpc.START_DEFERRED_COMPLETION, _chat())
     assert time.monotonic() - started < 5
     assert f"could not connect to 127.0.0.1:{port} within 0.5 s" in str(caught.value)
-    assert "the chat request was not sent (nothing was billed)" in str(caught.value)
+    assert "the deferred chat request was not sent (nothing was billed)" in str(caught.value)
 
 
 async def test_the_retry_budget_is_bounded(xai, emulator):

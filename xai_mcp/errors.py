@@ -1,25 +1,32 @@
-"""One table from gRPC status to a typed error whose message a person and an agent can act on.
+"""What a person or an agent is shown when something fails, and the table from gRPC status to it.
 
-    XaiError                    every failed xAI call (message is safe to show)
-    ├── InvalidRequest          INVALID_ARGUMENT, OUT_OF_RANGE, FAILED_PRECONDITION, ALREADY_EXISTS
-    ├── NotFound                NOT_FOUND
-    ├── AuthFailed              UNAUTHENTICATED, PERMISSION_DENIED
-    ├── RateLimited             RESOURCE_EXHAUSTED
-    ├── TimedOut                DEADLINE_EXCEEDED
-    ├── Unavailable             UNAVAILABLE
-    ├── ImageFetchFailed        DATA_LOSS (xAI could not fetch an image URL)
-    ├── Cancelled               CANCELLED
-    └── ServerError             INTERNAL, UNKNOWN, UNIMPLEMENTED, ABORTED, and anything else;
+    UserError                   any failure whose message is safe to show and says what to fix;
+    │                           the tool boundary turns exactly these into tool errors
+    ├── InputError              an argument the schema could not rule out is unusable
+    ├── settings.ConfigError    the configuration cannot work (names the variable)
+    ├── media.OutputError       the output folder cannot be used
+    └── XaiError                every failed xAI call
+        ├── InvalidRequest      INVALID_ARGUMENT, OUT_OF_RANGE, FAILED_PRECONDITION, ALREADY_EXISTS
+        ├── NotFound            NOT_FOUND (what it means is the RPC's: see `rpc.Rpc.not_found`)
+        ├── AuthFailed          UNAUTHENTICATED, PERMISSION_DENIED
+        ├── RateLimited         RESOURCE_EXHAUSTED
+        ├── TimedOut            DEADLINE_EXCEEDED
+        ├── Unavailable         UNAVAILABLE
+        ├── ImageFetchFailed    DATA_LOSS (xAI could not fetch an image URL)
+        ├── Cancelled           CANCELLED
+        └── ServerError         INTERNAL, UNKNOWN, UNIMPLEMENTED, ABORTED, and anything else;
                                 also an answer that is not a valid message, or a stream cut short
 
 Messages never contain the API key or the authorization header: details from the server are
-scrubbed of the key and of any bearer token before they are used.
+scrubbed of the key and of any bearer token before they are used. The gRPC error an XaiError
+came from is kept as its `__cause__` (for debugging), unscrubbed: show `str(error)`, never the chain.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import Self
 
 import grpc
 
@@ -27,14 +34,35 @@ _BEARER = re.compile(r"(?i)(bearer\s+)[^\s,;\"']+")
 _MAX_DETAILS = 600
 
 
-class XaiError(Exception):
+class UserError(Exception):
+    """A failure whose `str()` is safe to show a person or an agent, and says what to do."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def reword(self, message: str) -> Self:
+        """Replace the message in place, for a caller that knows more; type, status and cause stay."""
+        self.message = message
+        self.args = (message,)
+        return self
+
+    def note(self, text: str) -> Self:
+        """Append a sentence to the message (in place)."""
+        return self.reword(self.message + text)
+
+
+class InputError(UserError):
+    """An argument the schema could not rule out is unusable; the message names the field."""
+
+
+class XaiError(UserError):
     """A failed xAI call. `str(error)` is the actionable message."""
 
     code: grpc.StatusCode | None = None
 
     def __init__(self, message: str, *, code: grpc.StatusCode | None = None) -> None:
         super().__init__(message)
-        self.message = message
         if code is not None:
             self.code = code
 
@@ -84,11 +112,8 @@ _TABLE: dict[grpc.StatusCode, tuple[type[XaiError], str]] = {
     _S.OUT_OF_RANGE: (InvalidRequest, "xAI rejected the {what} request (a value is out of range): {details}"),
     _S.FAILED_PRECONDITION: (InvalidRequest, "xAI cannot do this {what} request now: {details}"),
     _S.ALREADY_EXISTS: (InvalidRequest, "xAI rejected the {what} request (already exists): {details}"),
-    _S.NOT_FOUND: (
-        NotFound,
-        "xAI could not find {subject} ({details}). Check the name or id; "
-        "list_models shows the models your key can use.",
-    ),
+    # Only a fallback: each RPC says what its NOT_FOUND means (`rpc.Rpc.not_found`).
+    _S.NOT_FOUND: (NotFound, "xAI could not find {subject} ({details}). Check the name or id."),
     _S.UNAUTHENTICATED: (
         AuthFailed,
         "xAI rejected the API key ({details}). Check XAI_API_KEY: it must be a valid, active xAI API key.",
@@ -157,7 +182,7 @@ def cut_short(*, what: str, received: str) -> XaiError:
 
 def broke_off(error: XaiError, *, what: str, received: str) -> XaiError:
     """The same error, noting that the stream failed part-way (after `received`)."""
-    return type(error)(error.message + _BROKE_OFF.format(what=what, received=received), code=error.code)
+    return error.note(_BROKE_OFF.format(what=what, received=received))
 
 
 def not_connected(*, what: str, host: str, waited: float) -> XaiError:
@@ -168,7 +193,7 @@ def not_connected(*, what: str, host: str, waited: float) -> XaiError:
 
 def sent_once(error: XaiError, *, what: str) -> XaiError:
     """The same error, noting that paid work was not retried (the reader may want to call again)."""
-    return type(error)(error.message + _SENT_ONCE.format(what=what), code=error.code)
+    return error.note(_SENT_ONCE.format(what=what))
 
 
 def scrub(text: str, secrets: Iterable[str] = ()) -> str:
@@ -194,13 +219,20 @@ def from_rpc_error(
     timeout: float = 0.0,
     host: str = "",
     secrets: Iterable[str] = (),
+    not_found: str | None = None,
 ) -> XaiError:
-    """Map a gRPC error to the XaiError a tool raises. The single place this mapping lives."""
+    """Map a gRPC error to the XaiError a tool raises. The single place this mapping lives.
+
+    `not_found` is the message template for NOT_FOUND (placeholders {subject} and {details}):
+    what is missing, and where to look it up, depends on the call.
+    """
     code, raw = status_of(err)
     details = scrub(" ".join(raw.split()), secrets)
     if len(details) > _MAX_DETAILS:
         details = details[:_MAX_DETAILS] + "…"
     kind, template = _TABLE.get(code, _FALLBACK) if code is not None else _FALLBACK
+    if code is grpc.StatusCode.NOT_FOUND and not_found is not None:
+        template = not_found
     message = template.format(
         what=what,
         subject=subject or "the requested item",

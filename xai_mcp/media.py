@@ -12,10 +12,12 @@ import re
 import time
 from pathlib import Path
 
+from xai_mcp.errors import UserError
+
 _UNSAFE = re.compile(r"[^a-z0-9]+")
 
 
-class OutputError(Exception):
+class OutputError(UserError):
     """The output folder cannot be used; the message says why."""
 
 

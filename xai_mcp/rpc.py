@@ -19,17 +19,21 @@ An answer that is not the expected message is never retried either: it was proce
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
 import random
 import time
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any, Generic, TypeVar
 
 import anyio
 import grpc
+import grpc.aio
 from google.protobuf import empty_pb2
+from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import Message
 
 from xai_mcp import __version__
@@ -98,173 +102,322 @@ class Retry(enum.Enum):
         return code in self.value
 
 
+class Shape(enum.Enum):
+    """Which side streams, as (client_streaming, server_streaming) in the service descriptor."""
+
+    UNARY = (False, False)
+    SERVER_STREAMING = (False, True)
+    CLIENT_STREAMING = (True, False)
+    BIDI_STREAMING = (True, True)
+
+
 @dataclass(frozen=True)
 class Rpc(Generic[Req, Resp]):
+    """One RPC: what the descriptors say (path, messages, shape) and what is ours (the rest)."""
+
     path: str
     request: type[Req]
     response: type[Resp]
+    shape: Shape
     retry: Retry
     label: str  # how messages name the call, e.g. "chat"
-    streaming: bool = False
+    # The NOT_FOUND message, with {subject} (what the call named) and {details} (xAI's text).
+    not_found: str
 
     @property
     def name(self) -> str:
         return self.path.rsplit("/", 1)[1]
 
 
+def declare(
+    service: ServiceDescriptor,
+    method: str,
+    request: type[Req],
+    response: type[Resp],
+    retry: Retry,
+    label: str,
+    not_found: str,
+) -> Rpc[Req, Resp]:
+    """An Rpc for `method` of the generated `service`, whose path and shape come from the descriptor.
+
+    The message classes are named here so that calls are typed; they are checked against the
+    descriptor, so a declaration that drifts from the protos fails at import.
+    """
+    described = service.methods_by_name.get(method)
+    if described is None:
+        raise TypeError(f"{service.full_name} has no method {method}")
+    pairs = (("request", request, described.input_type), ("response", response, described.output_type))
+    for role, cls, expected in pairs:
+        if cls.DESCRIPTOR.full_name != expected.full_name:
+            raise TypeError(f"{service.full_name}.{method} takes {expected.full_name} as {role}, not {cls.__name__}")
+    return Rpc(
+        path=f"/{service.full_name}/{described.name}",
+        request=request,
+        response=response,
+        shape=Shape((described.client_streaming, described.server_streaming)),
+        retry=retry,
+        label=label,
+        not_found=not_found,
+    )
+
+
+def _service(module: ModuleType, name: str) -> ServiceDescriptor:
+    found: ServiceDescriptor = module.DESCRIPTOR.services_by_name[name]
+    return found
+
+
 _SAFE, _PAID = Retry.SAFE, Retry.PAID
 _Empty = empty_pb2.Empty
+_CHAT = _service(chat_pb2, "Chat")
+_IMAGE = _service(image_pb2, "Image")
+_VIDEO = _service(video_pb2, "Video")
+_BATCH = _service(batch_pb2, "BatchMgmt")
+_MODELS = _service(models_pb2, "Models")
+_AUTH = _service(auth_pb2, "Auth")
+_TOKENIZE = _service(tokenize_pb2, "Tokenize")
+_SAMPLE = _service(sample_pb2, "Sample")
+_EMBEDDER = _service(embed_pb2, "Embedder")
+
+# What NOT_FOUND means for a call. Most calls name a model, and a wrong model name is the
+# usual cause; the ids an agent holds (deferred, stored, batch) each have their own story.
+_NO_MODEL = (
+    "xAI could not find {subject} ({details}). Check the name or id; list_models shows the models your key can use."
+)
+_NO_DEFERRED_CHAT = (
+    "request_id: xAI does not know the {subject}, or its result was already retrieved "
+    "(xAI hands a finished result out only once; another server process or replica may have fetched it). "
+    "Start the chat again if you still need the answer."
+)
+_NO_STORED_CHAT = (
+    "response_id: xAI has no {subject}. Only chats made with store=true are stored "
+    "(for 30 days), and a deleted one is gone."
+)
+_NO_BATCH = (
+    "xAI has no {subject}. Check the id: list_batches shows your batches and list_batch_requests "
+    "the request ids in a batch."
+)
+# Adding requests names a batch and, in each request, a model: either can be the missing one.
+_NO_BATCH_OR_MODEL = _NO_MODEL + " list_batches shows your batch ids."
 
 # Chat
-GET_COMPLETION = Rpc(
-    "/xai_api.Chat/GetCompletion", chat_pb2.GetCompletionsRequest, chat_pb2.GetChatCompletionResponse, _PAID, "chat"
-)
-GET_COMPLETION_CHUNK = Rpc(
-    "/xai_api.Chat/GetCompletionChunk",
+GET_COMPLETION_CHUNK = declare(
+    _CHAT,
+    "GetCompletionChunk",
     chat_pb2.GetCompletionsRequest,
     chat_pb2.GetChatCompletionChunk,
     _PAID,
     "chat",
-    streaming=True,
+    _NO_MODEL,
 )
-START_DEFERRED_COMPLETION = Rpc(
-    "/xai_api.Chat/StartDeferredCompletion",
+START_DEFERRED_COMPLETION = declare(
+    _CHAT,
+    "StartDeferredCompletion",
     chat_pb2.GetCompletionsRequest,
     deferred_pb2.StartDeferredResponse,
     _PAID,
     "deferred chat",
+    _NO_MODEL,
 )
-GET_DEFERRED_COMPLETION = Rpc(
-    "/xai_api.Chat/GetDeferredCompletion",
+GET_DEFERRED_COMPLETION = declare(
+    _CHAT,
+    "GetDeferredCompletion",
     deferred_pb2.GetDeferredRequest,
     chat_pb2.GetDeferredCompletionResponse,
     _SAFE,
     "deferred chat poll",
+    _NO_DEFERRED_CHAT,
 )
-GET_STORED_COMPLETION = Rpc(
-    "/xai_api.Chat/GetStoredCompletion",
+GET_STORED_COMPLETION = declare(
+    _CHAT,
+    "GetStoredCompletion",
     chat_pb2.GetStoredCompletionRequest,
     chat_pb2.GetChatCompletionResponse,
     _SAFE,
     "stored chat",
+    _NO_STORED_CHAT,
 )
-DELETE_STORED_COMPLETION = Rpc(
-    "/xai_api.Chat/DeleteStoredCompletion",
+DELETE_STORED_COMPLETION = declare(
+    _CHAT,
+    "DeleteStoredCompletion",
     chat_pb2.DeleteStoredCompletionRequest,
     chat_pb2.DeleteStoredCompletionResponse,
     _SAFE,
     "stored chat deletion",
+    _NO_STORED_CHAT,
 )
 # Image and video
-GENERATE_IMAGE = Rpc(
-    "/xai_api.Image/GenerateImage", image_pb2.GenerateImageRequest, image_pb2.ImageResponse, _PAID, "image"
+GENERATE_IMAGE = declare(
+    _IMAGE, "GenerateImage", image_pb2.GenerateImageRequest, image_pb2.ImageResponse, _PAID, "image", _NO_MODEL
 )
-GENERATE_VIDEO = Rpc(
-    "/xai_api.Video/GenerateVideo", video_pb2.GenerateVideoRequest, deferred_pb2.StartDeferredResponse, _PAID, "video"
+GENERATE_VIDEO = declare(
+    _VIDEO,
+    "GenerateVideo",
+    video_pb2.GenerateVideoRequest,
+    deferred_pb2.StartDeferredResponse,
+    _PAID,
+    "video",
+    _NO_MODEL,
 )
-EXTEND_VIDEO = Rpc(
-    "/xai_api.Video/ExtendVideo",
+EXTEND_VIDEO = declare(
+    _VIDEO,
+    "ExtendVideo",
     video_pb2.ExtendVideoRequest,
     deferred_pb2.StartDeferredResponse,
     _PAID,
     "video extension",
+    _NO_MODEL,
 )
-GET_DEFERRED_VIDEO = Rpc(
-    "/xai_api.Video/GetDeferredVideo",
+GET_DEFERRED_VIDEO = declare(
+    _VIDEO,
+    "GetDeferredVideo",
     video_pb2.GetDeferredVideoRequest,
     video_pb2.GetDeferredVideoResponse,
     _SAFE,
     "video poll",
+    _NO_MODEL,
 )
 # Batches: creating a batch or adding requests is not idempotent, so it retries like paid work.
-CREATE_BATCH = Rpc(
-    "/xai_api.BatchMgmt/CreateBatch", batch_pb2.CreateBatchRequest, batch_pb2.Batch, _PAID, "batch creation"
+CREATE_BATCH = declare(
+    _BATCH, "CreateBatch", batch_pb2.CreateBatchRequest, batch_pb2.Batch, _PAID, "batch creation", _NO_MODEL
 )
-GET_BATCH = Rpc("/xai_api.BatchMgmt/GetBatch", batch_pb2.GetBatchRequest, batch_pb2.Batch, _SAFE, "batch")
-LIST_BATCHES = Rpc(
-    "/xai_api.BatchMgmt/ListBatches",
+GET_BATCH = declare(_BATCH, "GetBatch", batch_pb2.GetBatchRequest, batch_pb2.Batch, _SAFE, "batch", _NO_BATCH)
+LIST_BATCHES = declare(
+    _BATCH,
+    "ListBatches",
     batch_pb2.ListBatchesRequest,
     batch_pb2.ListBatchesResponse,
     _SAFE,
     "batch listing",
+    _NO_BATCH,
 )
-CANCEL_BATCH = Rpc(
-    "/xai_api.BatchMgmt/CancelBatch", batch_pb2.CancelBatchRequest, batch_pb2.Batch, _SAFE, "batch cancellation"
+CANCEL_BATCH = declare(
+    _BATCH, "CancelBatch", batch_pb2.CancelBatchRequest, batch_pb2.Batch, _SAFE, "batch cancellation", _NO_BATCH
 )
-ADD_BATCH_REQUESTS = Rpc(
-    "/xai_api.BatchMgmt/AddBatchRequests", batch_pb2.AddBatchRequestsRequest, _Empty, _PAID, "batch addition"
+ADD_BATCH_REQUESTS = declare(
+    _BATCH,
+    "AddBatchRequests",
+    batch_pb2.AddBatchRequestsRequest,
+    _Empty,
+    _PAID,
+    "batch addition",
+    _NO_BATCH_OR_MODEL,
 )
-LIST_BATCH_REQUEST_METADATA = Rpc(
-    "/xai_api.BatchMgmt/ListBatchRequestMetadata",
+LIST_BATCH_REQUEST_METADATA = declare(
+    _BATCH,
+    "ListBatchRequestMetadata",
     batch_pb2.ListBatchRequestMetadataRequest,
     batch_pb2.ListBatchRequestMetadataResponse,
     _SAFE,
     "batch request listing",
+    _NO_BATCH,
 )
-LIST_BATCH_RESULTS = Rpc(
-    "/xai_api.BatchMgmt/ListBatchResults",
+LIST_BATCH_RESULTS = declare(
+    _BATCH,
+    "ListBatchResults",
     batch_pb2.ListBatchResultsRequest,
     batch_pb2.ListBatchResultsResponse,
     _SAFE,
     "batch result listing",
+    _NO_BATCH,
 )
-GET_BATCH_REQUEST_RESULT = Rpc(
-    "/xai_api.BatchMgmt/GetBatchRequestResult",
+GET_BATCH_REQUEST_RESULT = declare(
+    _BATCH,
+    "GetBatchRequestResult",
     batch_pb2.GetBatchRequestResultRequest,
     batch_pb2.GetBatchRequestResultResponse,
     _SAFE,
     "batch result",
+    _NO_BATCH,
 )
 # Models, auth, tokenize
-LIST_LANGUAGE_MODELS = Rpc(
-    "/xai_api.Models/ListLanguageModels", _Empty, models_pb2.ListLanguageModelsResponse, _SAFE, "model listing"
+LIST_LANGUAGE_MODELS = declare(
+    _MODELS, "ListLanguageModels", _Empty, models_pb2.ListLanguageModelsResponse, _SAFE, "model listing", _NO_MODEL
 )
-LIST_EMBEDDING_MODELS = Rpc(
-    "/xai_api.Models/ListEmbeddingModels", _Empty, models_pb2.ListEmbeddingModelsResponse, _SAFE, "model listing"
+LIST_EMBEDDING_MODELS = declare(
+    _MODELS, "ListEmbeddingModels", _Empty, models_pb2.ListEmbeddingModelsResponse, _SAFE, "model listing", _NO_MODEL
 )
-LIST_IMAGE_GENERATION_MODELS = Rpc(
-    "/xai_api.Models/ListImageGenerationModels",
+LIST_IMAGE_GENERATION_MODELS = declare(
+    _MODELS,
+    "ListImageGenerationModels",
     _Empty,
     models_pb2.ListImageGenerationModelsResponse,
     _SAFE,
     "model listing",
+    _NO_MODEL,
 )
-GET_LANGUAGE_MODEL = Rpc(
-    "/xai_api.Models/GetLanguageModel", models_pb2.GetModelRequest, models_pb2.LanguageModel, _SAFE, "model lookup"
+GET_LANGUAGE_MODEL = declare(
+    _MODELS, "GetLanguageModel", models_pb2.GetModelRequest, models_pb2.LanguageModel, _SAFE, "model lookup", _NO_MODEL
 )
-GET_EMBEDDING_MODEL = Rpc(
-    "/xai_api.Models/GetEmbeddingModel", models_pb2.GetModelRequest, models_pb2.EmbeddingModel, _SAFE, "model lookup"
+GET_EMBEDDING_MODEL = declare(
+    _MODELS,
+    "GetEmbeddingModel",
+    models_pb2.GetModelRequest,
+    models_pb2.EmbeddingModel,
+    _SAFE,
+    "model lookup",
+    _NO_MODEL,
 )
-GET_IMAGE_GENERATION_MODEL = Rpc(
-    "/xai_api.Models/GetImageGenerationModel",
+GET_IMAGE_GENERATION_MODEL = declare(
+    _MODELS,
+    "GetImageGenerationModel",
     models_pb2.GetModelRequest,
     models_pb2.ImageGenerationModel,
     _SAFE,
     "model lookup",
+    _NO_MODEL,
 )
-GET_API_KEY_INFO = Rpc("/xai_api.Auth/get_api_key_info", _Empty, auth_pb2.ApiKey, _SAFE, "API key info")
-TOKENIZE_TEXT = Rpc(
-    "/xai_api.Tokenize/TokenizeText",
+GET_API_KEY_INFO = declare(_AUTH, "get_api_key_info", _Empty, auth_pb2.ApiKey, _SAFE, "API key info", _NO_MODEL)
+TOKENIZE_TEXT = declare(
+    _TOKENIZE,
+    "TokenizeText",
     tokenize_pb2.TokenizeTextRequest,
     tokenize_pb2.TokenizeTextResponse,
     _SAFE,
     "tokenize",
+    _NO_MODEL,
 )
 # Raw sampling and embeddings (both billed)
-SAMPLE_TEXT = Rpc(
-    "/xai_api.Sample/SampleText", sample_pb2.SampleTextRequest, sample_pb2.SampleTextResponse, _PAID, "sampling"
-)
-SAMPLE_TEXT_STREAMING = Rpc(
-    "/xai_api.Sample/SampleTextStreaming",
+SAMPLE_TEXT_STREAMING = declare(
+    _SAMPLE,
+    "SampleTextStreaming",
     sample_pb2.SampleTextRequest,
     sample_pb2.SampleTextResponse,
     _PAID,
     "sampling",
-    streaming=True,
+    _NO_MODEL,
 )
-EMBED = Rpc("/xai_api.Embedder/Embed", embed_pb2.EmbedRequest, embed_pb2.EmbedResponse, _PAID, "embedding")
+EMBED = declare(_EMBEDDER, "Embed", embed_pb2.EmbedRequest, embed_pb2.EmbedResponse, _PAID, "embedding", _NO_MODEL)
 
-RPCS: tuple[Rpc[Any, Any], ...] = tuple(v for v in list(globals().values()) if isinstance(v, Rpc))
+# Every RPC we call. The protos define a few more (GetCompletion, SampleText) that no tool uses.
+RPCS: tuple[Rpc[Any, Any], ...] = (
+    GET_COMPLETION_CHUNK,
+    START_DEFERRED_COMPLETION,
+    GET_DEFERRED_COMPLETION,
+    GET_STORED_COMPLETION,
+    DELETE_STORED_COMPLETION,
+    GENERATE_IMAGE,
+    GENERATE_VIDEO,
+    EXTEND_VIDEO,
+    GET_DEFERRED_VIDEO,
+    CREATE_BATCH,
+    GET_BATCH,
+    LIST_BATCHES,
+    CANCEL_BATCH,
+    ADD_BATCH_REQUESTS,
+    LIST_BATCH_REQUEST_METADATA,
+    LIST_BATCH_RESULTS,
+    GET_BATCH_REQUEST_RESULT,
+    LIST_LANGUAGE_MODELS,
+    LIST_EMBEDDING_MODELS,
+    LIST_IMAGE_GENERATION_MODELS,
+    GET_LANGUAGE_MODEL,
+    GET_EMBEDDING_MODEL,
+    GET_IMAGE_GENERATION_MODEL,
+    GET_API_KEY_INFO,
+    TOKENIZE_TEXT,
+    SAMPLE_TEXT_STREAMING,
+    EMBED,
+)
 
 
 def open_channel(settings: Settings) -> grpc.aio.Channel:
@@ -305,11 +458,12 @@ class XaiClient:
         key = settings.api_key.get_secret_value().strip() if settings.api_key else ""
         self._metadata = (("authorization", f"Bearer {key}"),) if key else ()
 
-    def _callable(self, rpc: Rpc[Req, Resp]) -> Any:
+    def _callable(self, rpc: Rpc[Req, Resp], shape: Shape) -> Any:
+        if rpc.shape is not shape:
+            raise TypeError(f"{rpc.path} is {rpc.shape.name.lower()}, not {shape.name.lower()}")
         found = self._callables.get(rpc.path)
         if found is None:
-            factory = self.channel.unary_stream if rpc.streaming else self.channel.unary_unary
-            found = factory(
+            found = _FACTORIES[shape](self.channel)(
                 rpc.path,
                 request_serializer=rpc.request.SerializeToString,
                 response_deserializer=rpc.response.FromString,
@@ -319,7 +473,13 @@ class XaiClient:
 
     def _error(self, err: grpc.RpcError, rpc: Rpc[Any, Any], subject: str, timeout: float) -> XaiError:
         error = from_rpc_error(
-            err, what=rpc.label, subject=subject, timeout=timeout, host=self.settings.api_host, secrets=self._secrets
+            err,
+            what=rpc.label,
+            subject=subject,
+            timeout=timeout,
+            host=self.settings.api_host,
+            secrets=self._secrets,
+            not_found=rpc.not_found,
         )
         # Answers about the request itself (a wrong name, a bad value) are routine for an agent.
         routine = error.code in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT)
@@ -373,13 +533,13 @@ class XaiClient:
         while True:
             attempt += 1
             try:
-                response: Resp | None = await self._callable(rpc)(
+                response: Resp | None = await self._callable(rpc, Shape.UNARY)(
                     request, timeout=max(deadline - time.monotonic(), 0.001), metadata=self._metadata
                 )
             except grpc.RpcError as err:
                 delay = self._retry_delay(rpc, err, attempt, deadline)
                 if delay is None:
-                    raise self._error(err, rpc, subject, budget) from None
+                    raise self._error(err, rpc, subject, budget) from err
             else:
                 # grpc.aio logs a failed deserialization and hands back None instead of raising.
                 if response is None:
@@ -399,7 +559,7 @@ class XaiClient:
         while True:
             attempt += 1
             received = 0
-            call = self._callable(rpc)(
+            call = self._callable(rpc, Shape.SERVER_STREAMING)(
                 request, timeout=max(deadline - time.monotonic(), 0.001), metadata=self._metadata
             )
             try:
@@ -415,10 +575,72 @@ class XaiClient:
                     error = self._error(err, rpc, subject, budget)
                     if received:
                         error = broke_off(error, what=rpc.label, received=_messages(received))
-                    raise error from None
+                    raise error from err
             finally:
                 call.cancel()  # no-op when finished; stops the stream when the consumer went away
             await anyio.sleep(delay)
+
+    async def send_stream(
+        self,
+        rpc: Rpc[Req, Resp],
+        requests: AsyncIterable[Req] | Iterable[Req],
+        *,
+        subject: str = "",
+        timeout: float | None = None,
+    ) -> Resp:
+        """Make a client-streaming call: send `requests` in order, return the one answer.
+
+        Never retried, whatever its class: the requests are consumed as they are sent, and a
+        server may act on a part it received. So it is sent only over a ready connection, like
+        paid work. An exception from `requests` cancels the call (the server never sees a
+        complete stream) and is raised as is.
+        """
+        budget = timeout or self.settings.rpc_timeout
+        deadline = time.monotonic() + budget
+        await self._connected(rpc, deadline)
+        failed: list[Exception] = []
+        call = None
+
+        async def sending() -> AsyncIterator[Req]:
+            try:
+                if isinstance(requests, AsyncIterable):
+                    async for message in requests:
+                        yield message
+                else:
+                    for message in requests:
+                        yield message
+            except Exception as exc:  # raised below, once the call is cancelled
+                failed.append(exc)
+                if call is not None:
+                    call.cancel()  # ending the stream instead would hand the server a truncated request
+
+        call = self._callable(rpc, Shape.CLIENT_STREAMING)(
+            sending(), timeout=max(deadline - time.monotonic(), 0.001), metadata=self._metadata
+        )
+        try:
+            response: Resp | None = await call
+        except grpc.RpcError as err:
+            if failed:
+                raise failed[0] from err
+            raise self._error(err, rpc, subject, budget) from err
+        except asyncio.CancelledError:
+            if failed:  # our own cancel above, not the caller's
+                raise failed[0] from None
+            raise
+        if failed:  # the cancel came too late to stop the answer; the requests were not all sent
+            raise failed[0]
+        if response is None:  # not a valid message: see call()
+            raise self._unreadable(rpc)
+        return response
+
+
+# How a multi-callable of each shape is made on a channel (bidi streaming: no RPC of ours yet).
+_FACTORIES: dict[Shape, Callable[[grpc.aio.Channel], Callable[..., Any]]] = {
+    Shape.UNARY: lambda channel: channel.unary_unary,
+    Shape.SERVER_STREAMING: lambda channel: channel.unary_stream,
+    Shape.CLIENT_STREAMING: lambda channel: channel.stream_unary,
+    Shape.BIDI_STREAMING: lambda channel: channel.stream_stream,
+}
 
 
 def _messages(count: int) -> str:
@@ -427,4 +649,4 @@ def _messages(count: int) -> str:
 
 def _backoff(attempt: int) -> float:
     """Exponential backoff with jitter: about 0.2 s, 0.4 s, 0.8 s … capped at 2 s."""
-    return min(2.0, 0.2 * 2 ** (attempt - 1)) * random.uniform(0.8, 1.2)
+    return float(min(2.0, 0.2 * 2 ** (attempt - 1)) * random.uniform(0.8, 1.2))

@@ -9,10 +9,12 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from xai_mcp.errors import UserError
+
 DEFAULT_HOST = "api.x.ai:443"
 
 
-class ConfigError(Exception):
+class ConfigError(UserError):
     """The configuration cannot work; the message says which variable to fix."""
 
 

@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from xai_mcp.tools._common import InputError
+from xai_mcp.errors import InputError
 
 MAX_IMAGE_BYTES = 10 * 1024 * 1024  # xAI's documented limit for input images
 

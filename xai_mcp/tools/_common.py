@@ -14,8 +14,8 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from xai_mcp.errors import XaiError
-from xai_mcp.settings import ConfigError
+from xai_mcp.errors import InputError as InputError  # re-exported: the toolsets raise it
+from xai_mcp.errors import UserError
 
 if TYPE_CHECKING:
     from xai_mcp.server import AppContext
@@ -27,10 +27,6 @@ R = TypeVar("R")
 READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=True)
 SPENDS = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True)
 DESTRUCTIVE = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=True)
-
-
-class InputError(Exception):
-    """An argument the schema could not rule out is unusable; the message names the field."""
 
 
 @dataclass(frozen=True)
@@ -47,13 +43,16 @@ def app(ctx: Context) -> AppContext:
 
 
 def tool_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
-    """Turn expected failures into ToolError, whose message reaches the agent (others are hidden)."""
+    """Turn user errors into ToolError, whose message reaches the agent (anything else is hidden).
+
+    Only the message crosses: the chain (e.g. the gRPC error behind an XaiError) stays here.
+    """
 
     @functools.wraps(fn)
     async def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return await fn(*args, **kwargs)
-        except (XaiError, InputError, ConfigError) as err:
+        except UserError as err:
             raise ToolError(str(err)) from None
 
     return guarded

@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 
 from xai_mcp import rpc
 from xai_mcp._pb.v1 import batch_pb2, chat_pb2
-from xai_mcp.errors import InvalidRequest, NotFound, XaiError
+from xai_mcp.errors import InvalidRequest, XaiError
 from xai_mcp.polling import Poll, Progress, wait_for
 from xai_mcp.settings import Settings
 from xai_mcp.tools._common import DESTRUCTIVE, READ_ONLY, SPENDS, InputError, ToolSpec, add_tools, app
@@ -377,25 +377,13 @@ def _request_summary(pb: batch_pb2.BatchRequest) -> RequestSummary | None:
     return None
 
 
-def _not_found(err: NotFound, subject: str) -> NotFound:
-    # The shared message points at list_models; for batches the useful pointers are these.
-    return NotFound(
-        f"xAI has no {subject}. Check the id: list_batches shows your batches and list_batch_requests "
-        "the request ids in a batch.",
-        code=err.code,
-    )
-
-
 # --- calls ---------------------------------------------------------------------------------
 
 
 async def _get(ctx: Context, batch_id: str) -> batch_pb2.Batch:
-    try:
-        return await app(ctx).xai.call(
-            rpc.GET_BATCH, batch_pb2.GetBatchRequest(batch_id=batch_id), subject=f"batch '{batch_id}'"
-        )
-    except NotFound as err:
-        raise _not_found(err, f"batch '{batch_id}'") from None
+    return await app(ctx).xai.call(
+        rpc.GET_BATCH, batch_pb2.GetBatchRequest(batch_id=batch_id), subject=f"batch '{batch_id}'"
+    )
 
 
 async def _add(ctx: Context, batch_id: str, requests: Sequence[batch_pb2.BatchRequest]) -> None:
@@ -409,16 +397,12 @@ async def _add(ctx: Context, batch_id: str, requests: Sequence[batch_pb2.BatchRe
                 subject=f"batch '{batch_id}' (or a model its requests name)",
             )
         except XaiError as err:
-            message = str(err)
-            if isinstance(err, NotFound):
-                # Kept, not rewritten as elsewhere: here xAI may also mean a model named in a request.
-                message += " list_batches shows your batch ids."
             if added:
-                message += (
+                err.note(
                     f" Requests requests[0] to requests[{added - 1}] were already added to batch {batch_id}; "
                     f"send only the rest (from requests[{added}]) with add_batch_requests."
                 )
-            raise type(err)(message, code=err.code) from None
+            raise
         added += len(chunk)
     log.debug("batch %s: %d request(s) added", batch_id, added)
 
@@ -461,11 +445,11 @@ async def create_batch(
     try:
         await _add(ctx, batch.batch_id, converted)
     except XaiError as err:
-        raise type(err)(
+        err.reword(
             f"Batch {batch.batch_id} was created, but adding its requests failed: {err} "
-            f"Retry with add_batch_requests(batch_id={batch.batch_id!r}).",
-            code=err.code,
-        ) from None
+            f"Retry with add_batch_requests(batch_id={batch.batch_id!r})."
+        )
+        raise
     return _result(await _get(ctx, batch.batch_id))
 
 
@@ -541,12 +525,9 @@ async def cancel_batch(batch_id: BatchId, ctx: Context) -> BatchResult:
 
     Free: costs nothing, but cannot be undone, and no requests can be added afterwards. Returns the final counts.
     """
-    try:
-        batch = await app(ctx).xai.call(
-            rpc.CANCEL_BATCH, batch_pb2.CancelBatchRequest(batch_id=batch_id), subject=f"batch '{batch_id}'"
-        )
-    except NotFound as err:
-        raise _not_found(err, f"batch '{batch_id}'") from None
+    batch = await app(ctx).xai.call(
+        rpc.CANCEL_BATCH, batch_pb2.CancelBatchRequest(batch_id=batch_id), subject=f"batch '{batch_id}'"
+    )
     return _result(batch)
 
 
@@ -567,10 +548,7 @@ async def list_batch_requests(
         request.status.append(_STATE_TO_PB[state])
     if page_token is not None:
         request.pagination_token = page_token
-    try:
-        response = await app(ctx).xai.call(rpc.LIST_BATCH_REQUEST_METADATA, request, subject=f"batch '{batch_id}'")
-    except NotFound as err:
-        raise _not_found(err, f"batch '{batch_id}'") from None
+    response = await app(ctx).xai.call(rpc.LIST_BATCH_REQUEST_METADATA, request, subject=f"batch '{batch_id}'")
     return BatchRequestList(
         requests=[
             BatchRequestInfo(
@@ -601,10 +579,7 @@ async def list_batch_results(
     request = batch_pb2.ListBatchResultsRequest(batch_id=batch_id, limit=limit)
     if page_token is not None:
         request.pagination_token = page_token
-    try:
-        response = await app(ctx).xai.call(rpc.LIST_BATCH_RESULTS, request, subject=f"batch '{batch_id}'")
-    except NotFound as err:
-        raise _not_found(err, f"batch '{batch_id}'") from None
+    response = await app(ctx).xai.call(rpc.LIST_BATCH_RESULTS, request, subject=f"batch '{batch_id}'")
     return BatchResultList(results=[_item(pb) for pb in response.results], next_page_token=_token(response))
 
 
@@ -619,16 +594,15 @@ async def get_batch_result(
 
     Free: costs nothing. A request that has not finished yet gives an error saying so.
     """
-    subject = f"request '{batch_request_id}' in batch '{batch_id}'"
+    subject = f"batch '{batch_id}' or no request '{batch_request_id}' in it"  # "xAI has no {subject}"
     request = batch_pb2.GetBatchRequestResultRequest(batch_id=batch_id, batch_request_id=batch_request_id)
     try:
         response = await app(ctx).xai.call(rpc.GET_BATCH_REQUEST_RESULT, request, subject=subject)
-    except NotFound as err:
-        raise _not_found(err, f"batch '{batch_id}' or no request '{batch_request_id}' in it") from None
     except InvalidRequest as err:
         if err.code != grpc.StatusCode.FAILED_PRECONDITION:
             raise
-        raise InvalidRequest(await _no_result_yet(ctx, batch_id, batch_request_id), code=err.code) from None
+        err.reword(await _no_result_yet(ctx, batch_id, batch_request_id))
+        raise
     original = response.request
     chat = original.completion_request if original.WhichOneof("request") == "completion_request" else None
     item = _item(response.result, chat)

@@ -18,7 +18,7 @@ from pydantic import Field, ValidationError
 
 from xai_mcp import rpc
 from xai_mcp._pb.v1 import chat_pb2, deferred_pb2
-from xai_mcp.errors import NotFound, cut_short
+from xai_mcp.errors import cut_short
 from xai_mcp.polling import Poll, Progress, StreamProgress, wait_for
 from xai_mcp.tools._common import DESTRUCTIVE, READ_ONLY, SPENDS, InputError, ToolSpec, add_tools, app
 from xai_mcp.tools._units import tokens
@@ -112,18 +112,11 @@ async def _stream_chat(
 
 
 async def _fetch_deferred(ctx: Context, request_id: str) -> chat_pb2.GetDeferredCompletionResponse:
-    try:
-        return await app(ctx).xai.call(
-            rpc.GET_DEFERRED_COMPLETION,
-            deferred_pb2.GetDeferredRequest(request_id=request_id),
-            subject=f"deferred chat {request_id!r}",
-        )
-    except NotFound:
-        raise NotFound(
-            f"request_id: xAI does not know the deferred chat {request_id!r}, or its result was already retrieved "
-            "(xAI hands a finished result out only once; another server process or replica may have fetched it). "
-            "Start the chat again if you still need the answer."
-        ) from None
+    return await app(ctx).xai.call(
+        rpc.GET_DEFERRED_COMPLETION,
+        deferred_pb2.GetDeferredRequest(request_id=request_id),
+        subject=f"deferred chat {request_id!r}",
+    )
 
 
 async def _wait_deferred(ctx: Context, request_id: str, window: float, *, schema_given: bool | None) -> ChatResult:
@@ -220,36 +213,23 @@ async def get_deferred_chat(request_id: RequestId, wait_seconds: WaitSeconds = N
 async def get_stored_chat(response_id: ResponseId, ctx: Context) -> ChatResult:
     """Fetch a chat result stored at xAI (from a chat with store=true) by its id. Free: costs nothing.
     Returns the stored answer like chat does (content, reasoning, tool_calls, citations, usage)."""
-    try:
-        response = await app(ctx).xai.call(
-            rpc.GET_STORED_COMPLETION,
-            chat_pb2.GetStoredCompletionRequest(response_id=response_id),
-            subject=f"stored chat {response_id!r}",
-        )
-    except NotFound:
-        raise NotFound(_stored_not_found(response_id)) from None
+    response = await app(ctx).xai.call(
+        rpc.GET_STORED_COMPLETION,
+        chat_pb2.GetStoredCompletionRequest(response_id=response_id),
+        subject=f"stored chat {response_id!r}",
+    )
     return from_response(response, schema_given=schema_in_settings(response))
 
 
 async def delete_stored_chat(response_id: ResponseId, ctx: Context) -> DeleteResult:
     """Delete a chat conversation stored at xAI (from a chat with store=true); it can then no longer be fetched
     or continued with previous_response_id. Free: costs nothing. Returns the deleted id."""
-    try:
-        response = await app(ctx).xai.call(
-            rpc.DELETE_STORED_COMPLETION,
-            chat_pb2.DeleteStoredCompletionRequest(response_id=response_id),
-            subject=f"stored chat {response_id!r}",
-        )
-    except NotFound:
-        raise NotFound(_stored_not_found(response_id)) from None
-    return DeleteResult(response_id=response.response_id or response_id, deleted=True)
-
-
-def _stored_not_found(response_id: str) -> str:
-    return (
-        f"response_id: xAI has no stored chat {response_id!r}. Only chats made with store=true are stored "
-        "(for 30 days), and a deleted one is gone."
+    response = await app(ctx).xai.call(
+        rpc.DELETE_STORED_COMPLETION,
+        chat_pb2.DeleteStoredCompletionRequest(response_id=response_id),
+        subject=f"stored chat {response_id!r}",
     )
+    return DeleteResult(response_id=response.response_id or response_id, deleted=True)
 
 
 def register(server: MCPServer, *, read_only: bool) -> list[str]:

@@ -22,7 +22,6 @@ from pydantic import BaseModel, Field
 from xai_mcp import media, rpc
 from xai_mcp._pb.v1 import image_pb2
 from xai_mcp.errors import ServerError
-from xai_mcp.settings import ConfigError
 from xai_mcp.sources import default_input_roots, resolve_image, sniff_image_type
 from xai_mcp.tools._common import SPENDS, ToolSpec, add_tools, app
 from xai_mcp.tools._units import cost_usd
@@ -251,10 +250,7 @@ async def _generate(ctx: Context, request: image_pb2.GenerateImageRequest, outpu
             item.size_bytes = image.size
             if output == "file":
                 suffix = _SUFFIXES.get(image.mime_type or "", ".png")
-                try:
-                    path = media.save(state.settings.output_dir, request.prompt, suffix, image.data())
-                except media.OutputError as err:
-                    raise ConfigError(str(err)) from None
+                path = media.save(state.settings.output_dir, request.prompt, suffix, image.data())
                 item.path = str(path)
             else:
                 # The picture travels once, in the image block; structured content stays small.
