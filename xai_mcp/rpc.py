@@ -1,6 +1,9 @@
 """The xAI API on one gRPC channel: typed calls with a deadline, cost-aware retries, mapped errors.
 
-Every RPC we use is listed once in `RPCS`, with its retry class:
+Every RPC we call is declared once (and listed in `RPCS`). Its path, message types and shape
+(unary, server-, client- or bidi-streaming) come from the generated service descriptors; what
+is ours is declared with it: a label for messages, what NOT_FOUND means for it, and its retry
+class:
 
 - `SAFE`: reads, polls and idempotent management calls. Retried on UNAVAILABLE and
   RESOURCE_EXHAUSTED, with exponential backoff, within the call's deadline.
@@ -12,7 +15,8 @@ Every RPC we use is listed once in `RPCS`, with its retry class:
   channel is reconnecting, the call waits for it (up to `CONNECT_WAIT`), and if it never
   connects the request was not sent and the error says so.
 
-A streaming read is retried only until its first message arrives.
+A streaming read is retried only until its first message arrives. A client-streaming call is
+never retried: its messages come from an iterator that is consumed as they are sent.
 
 An answer that is not the expected message is never retried either: it was processed.
 """
@@ -595,6 +599,7 @@ class XaiClient:
         paid work. An exception from `requests` cancels the call (the server never sees a
         complete stream) and is raised as is.
         """
+        send = self._callable(rpc, Shape.CLIENT_STREAMING)
         budget = timeout or self.settings.rpc_timeout
         deadline = time.monotonic() + budget
         await self._connected(rpc, deadline)
@@ -614,9 +619,7 @@ class XaiClient:
                 if call is not None:
                     call.cancel()  # ending the stream instead would hand the server a truncated request
 
-        call = self._callable(rpc, Shape.CLIENT_STREAMING)(
-            sending(), timeout=max(deadline - time.monotonic(), 0.001), metadata=self._metadata
-        )
+        call = send(sending(), timeout=max(deadline - time.monotonic(), 0.001), metadata=self._metadata)
         try:
             response: Resp | None = await call
         except grpc.RpcError as err:
