@@ -145,6 +145,13 @@ async def test_file_mode_stays_in_the_output_folder_and_never_overwrites(
     assert last_request(emulator).format == image_pb2.IMG_FORMAT_BASE64
 
 
+async def test_an_unusable_output_folder_is_named_to_the_agent(client: Client, settings: Settings) -> None:
+    settings.output_dir.write_bytes(b"")  # a file where the folder should be
+    text = error_text(await client.call_tool("generate_image", {"prompt": "a cat", "output": "file"}))
+    assert f"cannot create the output folder {settings.output_dir}" in text
+    assert "XAI_MCP_OUTPUT_DIR" in text
+
+
 async def test_n_images_with_resolution_quality_and_aspect_mapping(client: Client, emulator: Emulator) -> None:
     result = await client.call_tool(
         "generate_image",
