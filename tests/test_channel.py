@@ -14,7 +14,7 @@ import pytest
 from conftest import TEST_KEY
 
 from xai_mcp import errors, rpc
-from xai_mcp._pb.v1 import chat_pb2, deferred_pb2, image_pb2, tokenize_pb2
+from xai_mcp._pb.v1 import chat_pb2, deferred_pb2, files_pb2, image_pb2, tokenize_pb2
 from xai_mcp.emulator.server import Emulator
 from xai_mcp.rpc import XaiClient, open_channel
 from xai_mcp.settings import ConfigError, Settings
@@ -93,6 +93,14 @@ def test_every_rpc_in_our_protos_is_declared_with_its_shape():
     assert len(ours) == len(rpc.RPCS)  # each RPC declared once
     assert ours == {path: shape for path, shape in defined.items() if path not in NOT_CALLED}
     assert defined.keys() >= NOT_CALLED
+
+
+def test_a_declaration_takes_path_and_shape_from_the_descriptor():
+    files = files_pb2.DESCRIPTOR.services_by_name["Files"]
+    upload = rpc.declare(
+        files, "UploadFile", files_pb2.UploadFileChunk, files_pb2.File, rpc.Retry.PAID, "file upload", "{subject}"
+    )
+    assert (upload.path, upload.shape) == ("/xai_api.Files/UploadFile", rpc.Shape.CLIENT_STREAMING)
 
 
 def test_a_declaration_that_drifts_from_the_descriptor_fails():
