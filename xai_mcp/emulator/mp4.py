@@ -110,7 +110,9 @@ def _sample_table(track: AvcTrack, samples: Sequence[bytes], mdat_start: int) ->
         full_box(
             b"stsz", 0, 0, struct.pack(">II", 0, count), *(struct.pack(">I", len(samples[i])) for i in track.order)
         ),
-        full_box(b"stco", 0, 0, struct.pack(">I", count), *(struct.pack(">I", picture_offsets[i]) for i in track.order)),
+        full_box(
+            b"stco", 0, 0, struct.pack(">I", count), *(struct.pack(">I", picture_offsets[i]) for i in track.order)
+        ),
     )
 
 
@@ -169,22 +171,27 @@ def write(track: AvcTrack) -> bytes:
 # --- reading -------------------------------------------------------------------------------
 
 
-def _boxes(data: bytes) -> dict[bytes, bytes]:
-    """The payloads of the boxes at one level of an ISO-BMFF file (the first of each type)."""
-    found: dict[bytes, bytes] = {}
+def _children(data: bytes) -> list[tuple[bytes, bytes]]:
+    """(type, payload) of the boxes at one level of an ISO-BMFF file, in file order."""
+    found = []
     pos = 0
     while pos + 8 <= len(data):
         size, kind = struct.unpack(">I4s", data[pos : pos + 8])
         if size < 8:  # 0 (to end of file) and 1 (64-bit size) do not occur in what we read
             break
-        found.setdefault(kind, data[pos + 8 : pos + size])
+        found.append((kind, data[pos + 8 : pos + size]))
         pos += size
     return found
 
 
+def _child(data: bytes, kind: bytes) -> bytes:
+    """The payload of the first box of type `kind` at this level, or b"" if there is none."""
+    return next((payload for found, payload in _children(data) if found == kind), b"")
+
+
 def duration_seconds(data: bytes) -> float | None:
     """The duration in seconds from an MP4's `moov/mvhd`, or None if it has none."""
-    mvhd = _boxes(_boxes(data).get(b"moov", b"")).get(b"mvhd", b"")
+    mvhd = _child(_child(data, b"moov"), b"mvhd")
     try:
         if mvhd[:1] == b"\x00":
             timescale, duration = struct.unpack(">II", mvhd[12:20])
@@ -195,3 +202,18 @@ def duration_seconds(data: bytes) -> float | None:
     except struct.error:
         return None
     return duration / timescale if timescale else None
+
+
+def frame_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) of an MP4's first track with a picture (from `tkhd`), or None."""
+    for kind, trak in _children(_child(data, b"moov")):
+        if kind != b"trak":
+            continue
+        tkhd = _child(trak, b"tkhd")
+        at = {b"\x00": 76, b"\x01": 88}.get(tkhd[:1])  # where width sits in versions 0 and 1
+        if at is None or len(tkhd) < at + 8:
+            continue
+        width, height = struct.unpack(">II", tkhd[at : at + 8])
+        if width >> 16 and height >> 16:  # 16.16 fixed point; audio tracks have 0
+            return width >> 16, height >> 16
+    return None
