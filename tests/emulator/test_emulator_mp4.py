@@ -1,7 +1,8 @@
 """The emulator's videos are real MP4s: ffprobe and ffmpeg, not our own reader, judge them.
 
-The emulator encodes them in pure Python (emulator/h264.py, emulator/mp4.py); ffmpeg is used
-here only as the referee, so these tests need it on PATH.
+The emulator encodes them in pure Python (emulator/h264.py, aac.py, mp4.py): H.264 colour
+bands, plus a silent AAC track unless a request turns audio off. ffmpeg is used here only as
+the referee, so these tests need it on PATH.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ R = video_pb2  # enum values read better as R.VIDEO_ASPECT_RATIO_9_16
 
 
 def probe(path: Path) -> dict[str, Any]:
-    """ffprobe's view of a file: its one stream and its format. Fails on any ffprobe complaint."""
+    """ffprobe's view of a file: its streams and its format. Fails on any ffprobe complaint."""
     run = subprocess.run(
         ["ffprobe", "-v", "error", "-show_streams", "-show_format", "-count_frames", "-of", "json", str(path)],
         capture_output=True,
@@ -40,14 +41,13 @@ def probe(path: Path) -> dict[str, Any]:
     )
     assert run.returncode == 0 and not run.stderr, run.stderr
     info: dict[str, Any] = json.loads(run.stdout)
-    assert len(info["streams"]) == 1, info["streams"]
     return info
 
 
 def decode(path: Path, width: int, height: int) -> list[bytes]:
-    """Every frame decoded by ffmpeg as RGB24; fails if ffmpeg reports any error."""
+    """Every video frame decoded by ffmpeg as RGB24; fails if ffmpeg reports any error."""
     run = subprocess.run(
-        ["ffmpeg", "-v", "error", "-i", str(path), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+        ["ffmpeg", "-v", "error", "-i", str(path), "-map", "0:v", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
         capture_output=True,
         timeout=60,
     )
@@ -57,15 +57,38 @@ def decode(path: Path, width: int, height: int) -> list[bytes]:
     return [run.stdout[i : i + size] for i in range(0, len(run.stdout), size)]
 
 
-def check_mp4(path: Path, width: int, height: int, seconds: float) -> dict[str, Any]:
+def check_mp4(path: Path, width: int, height: int, seconds: float, *, audio: bool) -> dict[str, Any]:
+    """Check what ffprobe reads; return the video stream. With `audio`, also a silent AAC stream."""
     info = probe(path)
-    stream, container = info["streams"][0], info["format"]
-    assert (stream["codec_name"], stream["codec_type"], stream["pix_fmt"]) == ("h264", "video", "yuv420p")
-    assert (stream["width"], stream["height"]) == (width, height)
-    assert abs(float(stream["duration"]) - seconds) <= 0.1, stream["duration"]
-    assert abs(float(container["duration"]) - seconds) <= 0.1, container["duration"]
+    container = info["format"]
     assert "mp4" in container["format_name"]
-    return stream
+    assert abs(float(container["duration"]) - seconds) <= 0.1, container["duration"]
+    streams = {stream["codec_type"]: stream for stream in info["streams"]}
+    assert len(streams) == len(info["streams"]) and set(streams) == ({"video", "audio"} if audio else {"video"})
+    video = streams["video"]
+    assert (video["codec_name"], video["pix_fmt"]) == ("h264", "yuv420p")
+    assert (video["width"], video["height"]) == (width, height)
+    assert abs(float(video["duration"]) - seconds) <= 0.1, video["duration"]
+    if audio:
+        sound = streams["audio"]
+        assert (sound["codec_name"], sound["profile"], sound["sample_rate"], sound["channels"]) == (
+            "aac",
+            "LC",
+            "48000",
+            1,
+        )
+        assert abs(float(sound["duration"]) - seconds) <= 0.1, sound["duration"]
+        assert silent(path)
+    return video
+
+
+def silent(path: Path) -> bool:
+    """Whether the audio decodes, with no error, to nothing but zero samples."""
+    run = subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(path), "-map", "0:a", "-f", "s16le", "-"], capture_output=True, timeout=60
+    )
+    assert run.returncode == 0 and not run.stderr, run.stderr.decode(errors="replace")
+    return len(run.stdout) > 0 and not any(run.stdout)
 
 
 def bands(frame: bytes, width: int, height: int) -> list[tuple[int, int, int]]:
@@ -78,12 +101,12 @@ def bands(frame: bytes, width: int, height: int) -> list[tuple[int, int, int]]:
     return rows
 
 
-@pytest.mark.parametrize("seconds", [1, 5, 8.5, 15, 30])
-def test_durations_are_exact_and_every_frame_decodes(tmp_path: Path, seconds: float) -> None:
+@pytest.mark.parametrize(("seconds", "audio"), [(1, True), (5, False), (8.5, True), (15, True), (30, False)])
+def test_durations_are_exact_and_every_frame_decodes(tmp_path: Path, seconds: float, audio: bool) -> None:
     width, height = 854, 480
     path = tmp_path / "clip.mp4"
-    path.write_bytes(render_mp4(round(seconds * 1000), width, height, b"a beach"))
-    stream = check_mp4(path, width, height, seconds)
+    path.write_bytes(render_mp4(round(seconds * 1000), width, height, b"a beach", audio=audio))
+    stream = check_mp4(path, width, height, seconds, audio=audio)
     frames = decode(path, width, height)
     assert len(frames) == int(stream["nb_read_frames"]) == -(-seconds // 1)  # one frame a second, the last cut short
     colours = [bands(frame, width, height) for frame in frames[:4]]
@@ -111,16 +134,16 @@ def test_sizes_follow_aspect_ratio_and_resolution(
 ) -> None:
     assert video_size(aspect_ratio, resolution) == size
     path = tmp_path / "clip.mp4"
-    data = render_mp4(3000, *size, b"a city")
+    data = render_mp4(3000, *size, b"a city", audio=True)
     path.write_bytes(data)
-    check_mp4(path, *size, 3)
+    check_mp4(path, *size, 3, audio=True)
     assert len(decode(path, *size)) == 3
     assert len(data) < 40_000  # small enough to serve and store freely
 
 
 def test_the_same_request_gives_the_same_bytes() -> None:
-    first = render_mp4(8000, 854, 480, b"a forest")
-    assert render_mp4(8000, 854, 480, b"a forest") == first
+    first = render_mp4(8000, 854, 480, b"a forest", audio=True)
+    assert render_mp4(8000, 854, 480, b"a forest", audio=True) == first
     assert render_mp4(8000, 854, 480, b"a desert") != first  # colours follow the seed
 
 
@@ -164,7 +187,7 @@ async def test_generated_and_extended_videos_are_served_as_valid_mp4(
     video = await finished_video(stub, (await stub.GenerateVideo(request)).request_id)
     assert video.url.startswith(emulator.media_url + "/media/") and video.duration == 5
     generated = await served(video.url, tmp_path / "generated.mp4")
-    check_mp4(tmp_path / "generated.mp4", 720, 1280, 5)
+    check_mp4(tmp_path / "generated.mp4", 720, 1280, 5, audio=True)  # with sound unless asked otherwise
     assert len(decode(tmp_path / "generated.mp4", 720, 1280)) == 5
 
     # The same request again: a new URL, the same bytes.
@@ -179,7 +202,7 @@ async def test_generated_and_extended_videos_are_served_as_valid_mp4(
     extended = await finished_video(stub, (await stub.ExtendVideo(extend)).request_id)
     assert extended.duration == 9
     await served(extended.url, tmp_path / "extended.mp4")
-    check_mp4(tmp_path / "extended.mp4", 720, 1280, 9)
+    check_mp4(tmp_path / "extended.mp4", 720, 1280, 9, audio=True)
     assert len(decode(tmp_path / "extended.mp4", 720, 1280)) == 9
 
     # A source the emulator cannot read: assumed 6 s, made at the default size.
@@ -188,4 +211,22 @@ async def test_generated_and_extended_videos_are_served_as_valid_mp4(
     )
     default = await finished_video(stub, (await stub.ExtendVideo(unknown)).request_id)
     await served(default.url, tmp_path / "default.mp4")
-    check_mp4(tmp_path / "default.mp4", 854, 480, 12)
+    check_mp4(tmp_path / "default.mp4", 854, 480, 12, audio=True)
+
+
+async def test_video_without_audio_and_its_extension(channel: grpc.aio.Channel, tmp_path: Path) -> None:
+    stub = video_pb2_grpc.VideoStub(channel)
+    request = video_pb2.GenerateVideoRequest(
+        prompt="a silent film", model=VIDEO_MODEL, duration=3, generate_audio=False
+    )
+    video = await finished_video(stub, (await stub.GenerateVideo(request)).request_id)
+    await served(video.url, tmp_path / "mute.mp4")
+    check_mp4(tmp_path / "mute.mp4", 854, 480, 3, audio=False)
+
+    # An extension keeps the source as it is: still no sound track.
+    extend = video_pb2.ExtendVideoRequest(
+        prompt="still silent", model=VIDEO_MODEL, video=video_pb2.VideoUrlContent(url=video.url), duration=1
+    )
+    extended = await finished_video(stub, (await stub.ExtendVideo(extend)).request_id)
+    await served(extended.url, tmp_path / "mute-extended.mp4")
+    check_mp4(tmp_path / "mute-extended.mp4", 854, 480, 4, audio=False)

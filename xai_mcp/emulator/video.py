@@ -74,10 +74,11 @@ def video_size(aspect_ratio: int, resolution: int) -> tuple[int, int]:
     return (long, short) if across >= down else (short, long)
 
 
-def render_mp4(milliseconds: int, width: int, height: int, seed: bytes) -> bytes:
+def render_mp4(milliseconds: int, width: int, height: int, seed: bytes, *, audio: bool = False) -> bytes:
     """A playable H.264 MP4 of exactly `milliseconds`: colour bands that step down once a second.
 
-    The colours come from `seed`, so the same request always gives the same bytes.
+    The colours come from `seed`, so the same request always gives the same bytes. With
+    `audio`, it also has an AAC track of silence of the same length.
     """
     digest = hashlib.sha256(seed).digest()
     # Mid-range channels: colours that are neither near-black nor washed out.
@@ -93,7 +94,10 @@ def render_mp4(milliseconds: int, width: int, height: int, seed: bytes) -> bytes
     count = -(-milliseconds // frame_ms)
     durations = [frame_ms] * (count - 1) + [milliseconds - frame_ms * (count - 1)]  # the last may be shorter
     order = [i % _PICTURES for i in range(count)]  # consecutive samples always differ in idr_pic_id
-    return mp4.write(mp4.AvcTrack(width, height, encoder.sps, encoder.pps, pictures, order, durations, timescale=1000))
+    tracks = [mp4.avc_track(width, height, encoder.sps, encoder.pps, pictures, order, durations, timescale=1000)]
+    if audio:
+        tracks.append(mp4.silent_aac_track(milliseconds))
+    return mp4.write(tracks)
 
 
 # --- validation and results ----------------------------------------------------------------
@@ -124,8 +128,17 @@ def _video_source(content: video_pb2.VideoUrlContent, env: Env) -> bytes | None:
     return None
 
 
+@dataclass(frozen=True)
+class _Output:
+    """What the served file is like: its length, frame size, and whether it has a sound track."""
+
+    seconds: int
+    size: tuple[int, int]
+    audio: bool
+
+
 def _result(
-    model: catalog.Model, prompt: str, duration: int, billed_seconds: int, size: tuple[int, int], env: Env
+    model: catalog.Model, prompt: str, output: _Output, billed_seconds: int, env: Env
 ) -> video_pb2.VideoResponse:
     """The final response of a job: a served video, or the error the prompt's marker asks for."""
     if MODERATION_MARKER in prompt:
@@ -133,9 +146,10 @@ def _result(
     if FAIL_MARKER in prompt:
         return video_pb2.VideoResponse(model=model.name, error=_INTERNAL, progress=0)
     seed = f"{model.name}\x00{prompt}".encode()  # an extension keeps its source's colours
-    url = env.media.put(render_mp4(duration * 1000, *size, seed), "video/mp4", ".mp4")
+    data = render_mp4(output.seconds * 1000, *output.size, seed, audio=output.audio)
+    url = env.media.put(data, "video/mp4", ".mp4")
     return video_pb2.VideoResponse(
-        video=video_pb2.GeneratedVideo(url=url, duration=duration, respect_moderation=True),
+        video=video_pb2.GeneratedVideo(url=url, duration=output.seconds, respect_moderation=True),
         model=model.name,
         usage=usage_pb2.SamplingUsage(cost_in_usd_ticks=billed_seconds * model.video_price_per_second * TICKS_PER_CENT),
         progress=100,
@@ -160,7 +174,8 @@ def render(request: video_pb2.GenerateVideoRequest, env: Env) -> video_pb2.Video
         _image_source(reference, env)
     _video_source(request.video, env)
     size = video_size(request.aspect_ratio, request.resolution)
-    return _result(model, request.prompt, duration, duration, size, env)
+    audio = request.generate_audio if request.HasField("generate_audio") else True  # xAI's default: with audio
+    return _result(model, request.prompt, _Output(duration, size, audio), duration, env)
 
 
 def render_extension(request: video_pb2.ExtendVideoRequest, env: Env) -> video_pb2.VideoResponse:
@@ -188,8 +203,10 @@ def render_extension(request: video_pb2.ExtendVideoRequest, env: Env) -> video_p
         )
     source = ASSUMED_SOURCE_DURATION if seconds is None else round(seconds)
     total = min(source + added, MAX_TOTAL_DURATION)
-    size = (mp4.frame_size(data) if data is not None else None) or DEFAULT_SIZE  # the source's, when known
-    return _result(model, request.prompt, total, total - source, size, env)
+    # The source's frame size and sound, when the emulator can read them.
+    size = (mp4.frame_size(data) if data is not None else None) or DEFAULT_SIZE
+    audio = b"soun" in mp4.handlers(data) if seconds is not None and data is not None else True
+    return _result(model, request.prompt, _Output(total, size, audio), total - source, env)
 
 
 # --- jobs ----------------------------------------------------------------------------------
