@@ -7,6 +7,7 @@ the referee, so these tests need it on PATH.
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import subprocess
@@ -19,6 +20,7 @@ import grpc
 import pytest
 
 from xai_mcp._pb.v1 import deferred_pb2, video_pb2, video_pb2_grpc
+from xai_mcp.emulator import h264, mp4
 from xai_mcp.emulator.server import Emulator
 from xai_mcp.emulator.video import render_mp4, video_size
 
@@ -230,3 +232,20 @@ async def test_video_without_audio_and_its_extension(channel: grpc.aio.Channel, 
     extended = await finished_video(stub, (await stub.ExtendVideo(extend)).request_id)
     await served(extended.url, tmp_path / "mute-extended.mp4")
     check_mp4(tmp_path / "mute-extended.mp4", 854, 480, 4, audio=False)
+
+
+async def test_extending_a_source_of_a_size_the_encoder_cannot_make(channel: grpc.aio.Channel, tmp_path: Path) -> None:
+    """Odd sizes are made one pixel smaller; sizes beyond H.264 level 4.0 fall back to 854x480."""
+    stub = video_pb2_grpc.VideoStub(channel)
+    encoder = h264.Encoder(64, 32)
+    picture = encoder.picture([(10, 20, 30)] * encoder.mb_rows, idr_pic_id=0)
+    for declared, made in [((853, 481), (852, 480)), ((3840, 2160), (854, 480))]:
+        # Only the track header's size matters to the emulator; the pictures stay small.
+        source = mp4.write([mp4.avc_track(*declared, encoder.sps, encoder.pps, [picture], [0], [4000], 1000)])
+        url = "data:video/mp4;base64," + base64.b64encode(source).decode()
+        extend = video_pb2.ExtendVideoRequest(
+            prompt="more", model=VIDEO_MODEL, video=video_pb2.VideoUrlContent(url=url), duration=2
+        )
+        extended = await finished_video(stub, (await stub.ExtendVideo(extend)).request_id)
+        await served(extended.url, tmp_path / "extended.mp4")
+        check_mp4(tmp_path / "extended.mp4", *made, 6, audio=False)  # the source had no sound track

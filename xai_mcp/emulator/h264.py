@@ -24,6 +24,7 @@ PROFILE_IDC = 66  # Baseline
 CONSTRAINT_FLAGS = 0xC0  # constraint_set0 and constraint_set1: Constrained Baseline
 LEVEL_IDC = 40  # level 4.0: up to 8192 macroblocks a frame, enough for 1920x1080 and 1080x1920
 _MAX_MACROBLOCKS = 8192
+_MAX_SIDE_MACROBLOCKS = 256
 
 _NAL_SPS, _NAL_PPS, _NAL_IDR = 7, 8, 5
 _I_PCM = 25  # mb_type in an I slice
@@ -101,6 +102,13 @@ def _coeff_token_none(n_c: int) -> str:
     return "000011"  # 6-bit fixed-length code
 
 
+def fits(width: int, height: int) -> bool:
+    """Whether the level this encoder declares allows pictures of this size (A.3.1: the frame
+    size in macroblocks, and each side at most sqrt(8 * that limit) = 256 macroblocks)."""
+    columns, rows = -(-width // 16), -(-height // 16)
+    return columns * rows <= _MAX_MACROBLOCKS and max(columns, rows) <= _MAX_SIDE_MACROBLOCKS
+
+
 class Encoder:
     """Encodes pictures of one size. `sps` and `pps` are the parameter sets, as NAL units."""
 
@@ -109,7 +117,7 @@ class Encoder:
             raise ValueError(f"frame size must be positive and even, got {width}x{height}")
         self.width, self.height = width, height
         self.mb_cols, self.mb_rows = -(-width // 16), -(-height // 16)
-        if self.mb_cols * self.mb_rows > _MAX_MACROBLOCKS:
+        if not fits(width, height):
             raise ValueError(f"{width}x{height} is larger than level 4.0 allows")
         self.sps = _nal(_NAL_SPS, self._sps())
         self.pps = _nal(_NAL_PPS, self._pps())

@@ -74,6 +74,12 @@ def video_size(aspect_ratio: int, resolution: int) -> tuple[int, int]:
     return (long, short) if across >= down else (short, long)
 
 
+def _encodable(size: tuple[int, int]) -> tuple[int, int]:
+    """A source video's size as the encoder can make it: even, and within H.264 level 4.0."""
+    width, height = max(2, size[0] // 2 * 2), max(2, size[1] // 2 * 2)
+    return (width, height) if h264.fits(width, height) else DEFAULT_SIZE
+
+
 def render_mp4(milliseconds: int, width: int, height: int, seed: bytes, *, audio: bool = False) -> bytes:
     """A playable H.264 MP4 of exactly `milliseconds`: colour bands that step down once a second.
 
@@ -145,7 +151,7 @@ def _result(
         return video_pb2.VideoResponse(model=model.name, error=_MODERATED, progress=0)
     if FAIL_MARKER in prompt:
         return video_pb2.VideoResponse(model=model.name, error=_INTERNAL, progress=0)
-    seed = f"{model.name}\x00{prompt}".encode()  # an extension keeps its source's colours
+    seed = f"{model.name}\x00{prompt}".encode()  # the prompt picks the colours
     data = render_mp4(output.seconds * 1000, *output.size, seed, audio=output.audio)
     url = env.media.put(data, "video/mp4", ".mp4")
     return video_pb2.VideoResponse(
@@ -204,7 +210,7 @@ def render_extension(request: video_pb2.ExtendVideoRequest, env: Env) -> video_p
     source = ASSUMED_SOURCE_DURATION if seconds is None else round(seconds)
     total = min(source + added, MAX_TOTAL_DURATION)
     # The source's frame size and sound, when the emulator can read them.
-    size = (mp4.frame_size(data) if data is not None else None) or DEFAULT_SIZE
+    size = _encodable((mp4.frame_size(data) if data is not None else None) or DEFAULT_SIZE)
     audio = b"soun" in mp4.handlers(data) if seconds is not None and data is not None else True
     return _result(model, request.prompt, _Output(total, size, audio), total - source, env)
 
