@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import urllib.request
 from pathlib import Path
 
 import anyio
@@ -12,6 +13,7 @@ import pytest
 from _secret_scan import scan_process
 from conftest import TEST_KEY
 
+from xai_mcp.emulator import mp4
 from xai_mcp.emulator.config import EmulatorConfig
 
 SCRIPT = Path(__file__).with_name("_sdk_referee.py")
@@ -21,6 +23,12 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def emulator_config() -> EmulatorConfig:
     return EmulatorConfig(api_key=TEST_KEY, deferred_seconds=0.3, video_seconds=0.5, batch_seconds=0.2)
+
+
+def _download(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        data: bytes = response.read()
+        return data
 
 
 async def _run_sdk(address: str, key: str) -> tuple[int, str, str]:
@@ -57,6 +65,9 @@ async def test_the_official_sdk_runs_its_documented_usage_against_the_emulator(e
     assert out["image_url"]["png"] is True  # the SDK downloaded it over HTTP
     assert out["image_batch"] == 3
     assert out["video"]["url"].startswith(emulator.media_url) and out["video"]["duration"] == 5
+    video = await anyio.to_thread.run_sync(_download, out["video"]["url"])
+    assert (mp4.duration_seconds(video), mp4.frame_size(video)) == (5.0, (854, 480))  # xAI's defaults: 480p, 16:9
+    assert mp4.handlers(video) == [b"vide", b"soun"]  # ffprobe checks these files in tests/emulator
 
     batch = out["batch"]
     assert batch["ids"] == ["req-0", "req-1", "req-2"]

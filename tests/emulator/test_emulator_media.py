@@ -19,7 +19,7 @@ import pytest
 from xai_mcp._pb.v1 import deferred_pb2, image_pb2, image_pb2_grpc, video_pb2, video_pb2_grpc
 from xai_mcp.emulator import png
 from xai_mcp.emulator.server import Emulator
-from xai_mcp.emulator.video import placeholder_mp4
+from xai_mcp.emulator.video import render_mp4
 
 TICKS_PER_CENT = 10**8
 IMAGE_MODEL = "grok-imagine-image"  # 2 US cent per image
@@ -331,7 +331,7 @@ async def test_extension_adds_to_the_source_duration(channel: grpc.aio.Channel) 
             prompt="keep driving", model=VIDEO_MODEL, video=video_pb2.VideoUrlContent(url=url), **fields
         )
 
-    mp4_28s = "data:video/mp4;base64," + base64.b64encode(placeholder_mp4(28, b"test")).decode()
+    mp4_28s = "data:video/mp4;base64," + base64.b64encode(render_mp4(28_000, 64, 32, b"test")).decode()
     jobs = {
         "chained": await stub.ExtendVideo(extend(source_url, duration=4)),  # 5 s read back from our own MP4
         "unknown": await stub.ExtendVideo(extend("https://example.com/v.mp4")),  # 6 s assumed, 6 s added
@@ -372,7 +372,7 @@ async def test_video_validation_errors(channel: grpc.aio.Channel) -> None:
         error = await rejected(stub.GenerateVideo(video_pb2.GenerateVideoRequest(**fields)))
         assert error.code() == code, (fields, error.details())
 
-    mp4_1s = "data:video/mp4;base64," + base64.b64encode(placeholder_mp4(1, b"short")).decode()
+    mp4_1s = "data:video/mp4;base64," + base64.b64encode(render_mp4(1_000, 64, 32, b"short")).decode()
     extend_cases = [
         ({**ok, "prompt": "", "video": video}, invalid),
         (ok, invalid),  # no video

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import struct
 from dataclasses import dataclass
 
 import grpc
 
 from xai_mcp._pb.v1 import deferred_pb2, image_pb2, usage_pb2, video_pb2, video_pb2_grpc
-from xai_mcp.emulator import catalog
+from xai_mcp.emulator import catalog, h264, mp4
 from xai_mcp.emulator.env import Env, Rejected
 from xai_mcp.emulator.media_sources import fetch
 
@@ -39,59 +38,72 @@ _MODERATED = video_pb2.VideoError(code="content_moderated", message="The prompt 
 _INTERNAL = video_pb2.VideoError(code="internal_error", message="Video generation failed due to an internal error.")
 
 
-# --- the MP4 placeholder -------------------------------------------------------------------
+# --- the served MP4 ------------------------------------------------------------------------
+
+# Frame sizes: the short side is the resolution's number, the long side follows the aspect
+# ratio, rounded to an even number (4:2:0 video needs even sizes): 16:9 at 480p is 854x480.
+_SHORT_SIDE: dict[int, int] = {
+    video_pb2.VIDEO_RESOLUTION_UNSPECIFIED: 480,  # xAI's default is 480p
+    video_pb2.VIDEO_RESOLUTION_480P: 480,
+    video_pb2.VIDEO_RESOLUTION_720P: 720,
+    video_pb2.VIDEO_RESOLUTION_1080P: 1080,
+}
+_RATIOS: dict[int, tuple[int, int]] = {  # width : height
+    video_pb2.VIDEO_ASPECT_RATIO_UNSPECIFIED: (16, 9),  # xAI's default is 16:9
+    video_pb2.VIDEO_ASPECT_RATIO_1_1: (1, 1),
+    video_pb2.VIDEO_ASPECT_RATIO_16_9: (16, 9),
+    video_pb2.VIDEO_ASPECT_RATIO_9_16: (9, 16),
+    video_pb2.VIDEO_ASPECT_RATIO_4_3: (4, 3),
+    video_pb2.VIDEO_ASPECT_RATIO_3_4: (3, 4),
+    video_pb2.VIDEO_ASPECT_RATIO_3_2: (3, 2),
+    video_pb2.VIDEO_ASPECT_RATIO_2_3: (2, 3),
+}
+DEFAULT_SIZE = (854, 480)  # for an extended video whose source the emulator cannot read
+# One picture a second: the bands step by one band each second, far below the 3 changes a
+# second that photosensitivity guidance warns about. Three pictures make the cycle.
+FRAMES_PER_SECOND = 1
+_PICTURES = 3
+_BANDS = 6  # bands per picture, in three colours
 
 
-def _box(kind: bytes, payload: bytes) -> bytes:
-    return struct.pack(">I", 8 + len(payload)) + kind + payload
+def video_size(aspect_ratio: int, resolution: int) -> tuple[int, int]:
+    """(width, height) of the video a request asks for, from its enum values."""
+    short = _SHORT_SIDE.get(resolution, 480)
+    across, down = _RATIOS.get(aspect_ratio, (16, 9))
+    long = 2 * round(short * max(across, down) / min(across, down) / 2)
+    return (long, short) if across >= down else (short, long)
 
 
-def placeholder_mp4(duration: int, tag: bytes) -> bytes:
-    """A small ISO-BMFF file: `ftyp`, a `moov` holding only `mvhd` (with the duration), a note.
+def _encodable(size: tuple[int, int]) -> tuple[int, int]:
+    """A source video's size as the encoder can make it: even, and within H.264 level 4.0."""
+    width, height = max(2, size[0] // 2 * 2), max(2, size[1] // 2 * 2)
+    return (width, height) if h264.fits(width, height) else DEFAULT_SIZE
 
-    It is NOT a playable video (no tracks, no media data): enough for clients that download,
-    sniff the type and save the file, and for the emulator to read the duration back when the
-    video is extended.
+
+def render_mp4(milliseconds: int, width: int, height: int, seed: bytes, *, audio: bool = False) -> bytes:
+    """A playable H.264 MP4 of exactly `milliseconds`: colour bands that step down once a second.
+
+    The colours come from `seed`, so the same request always gives the same bytes. With
+    `audio`, it also has an AAC track of silence of the same length.
     """
-    ftyp = _box(b"ftyp", b"isom" + struct.pack(">I", 0x200) + b"isomiso2mp41")
-    mvhd = _box(
-        b"mvhd",
-        struct.pack(">B3xIIII", 0, 0, 0, 1000, duration * 1000)  # version 0, timescale 1000 (ms)
-        + struct.pack(">IH10x", 0x00010000, 0x0100)  # rate 1.0, volume 1.0
-        + struct.pack(">9I", 0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000)  # identity matrix
-        + bytes(24)  # pre_defined
-        + struct.pack(">I", 1),  # next_track_ID
-    )
-    note = b"xai-mcp emulator placeholder, not a playable video; " + tag
-    return ftyp + _box(b"moov", mvhd) + _box(b"free", note)
-
-
-def _boxes(data: bytes) -> dict[bytes, bytes]:
-    """The payloads of the boxes at one level of an ISO-BMFF file (the first of each type)."""
-    found: dict[bytes, bytes] = {}
-    pos = 0
-    while pos + 8 <= len(data):
-        size, kind = struct.unpack(">I4s", data[pos : pos + 8])
-        if size < 8:  # 0 (to end of file) and 1 (64-bit size) do not occur in what we read
-            break
-        found.setdefault(kind, data[pos + 8 : pos + size])
-        pos += size
-    return found
-
-
-def mp4_duration(data: bytes) -> int | None:
-    """The duration in whole seconds from an MP4's `moov/mvhd`, or None if it has none."""
-    mvhd = _boxes(_boxes(data).get(b"moov", b"")).get(b"mvhd", b"")
-    try:
-        if mvhd[:1] == b"\x00":
-            timescale, duration = struct.unpack(">II", mvhd[12:20])
-        elif mvhd[:1] == b"\x01":
-            timescale, duration = struct.unpack(">IQ", mvhd[20:32])
-        else:
-            return None
-    except struct.error:
-        return None
-    return round(duration / timescale) if timescale else None
+    digest = hashlib.sha256(seed).digest()
+    # Mid-range channels: colours that are neither near-black nor washed out.
+    channels = [48 + byte * 160 // 255 for byte in digest[:9]]
+    colours = [(channels[i], channels[i + 1], channels[i + 2]) for i in (0, 3, 6)]
+    encoder = h264.Encoder(width, height)
+    band_rows = max(1, -(-encoder.mb_rows // _BANDS))  # macroblock rows per band
+    pictures = [
+        encoder.picture([colours[(row // band_rows - step) % 3] for row in range(encoder.mb_rows)], idr_pic_id=step)
+        for step in range(_PICTURES)
+    ]
+    frame_ms = 1000 // FRAMES_PER_SECOND
+    count = -(-milliseconds // frame_ms)
+    durations = [frame_ms] * (count - 1) + [milliseconds - frame_ms * (count - 1)]  # the last may be shorter
+    order = [i % _PICTURES for i in range(count)]  # consecutive samples always differ in idr_pic_id
+    tracks = [mp4.avc_track(width, height, encoder.sps, encoder.pps, pictures, order, durations, timescale=1000)]
+    if audio:
+        tracks.append(mp4.silent_aac_track(milliseconds))
+    return mp4.write(tracks)
 
 
 # --- validation and results ----------------------------------------------------------------
@@ -122,16 +134,28 @@ def _video_source(content: video_pb2.VideoUrlContent, env: Env) -> bytes | None:
     return None
 
 
-def _result(model: catalog.Model, prompt: str, duration: int, billed_seconds: int, env: Env) -> video_pb2.VideoResponse:
+@dataclass(frozen=True)
+class _Output:
+    """What the served file is like: its length, frame size, and whether it has a sound track."""
+
+    seconds: int
+    size: tuple[int, int]
+    audio: bool
+
+
+def _result(
+    model: catalog.Model, prompt: str, output: _Output, billed_seconds: int, env: Env
+) -> video_pb2.VideoResponse:
     """The final response of a job: a served video, or the error the prompt's marker asks for."""
     if MODERATION_MARKER in prompt:
         return video_pb2.VideoResponse(model=model.name, error=_MODERATED, progress=0)
     if FAIL_MARKER in prompt:
         return video_pb2.VideoResponse(model=model.name, error=_INTERNAL, progress=0)
-    tag = hashlib.sha256(f"{model.name}\x00{duration}\x00{prompt}".encode()).hexdigest().encode()
-    url = env.media.put(placeholder_mp4(duration, tag), "video/mp4", ".mp4")
+    seed = f"{model.name}\x00{prompt}".encode()  # the prompt picks the colours
+    data = render_mp4(output.seconds * 1000, *output.size, seed, audio=output.audio)
+    url = env.media.put(data, "video/mp4", ".mp4")
     return video_pb2.VideoResponse(
-        video=video_pb2.GeneratedVideo(url=url, duration=duration, respect_moderation=True),
+        video=video_pb2.GeneratedVideo(url=url, duration=output.seconds, respect_moderation=True),
         model=model.name,
         usage=usage_pb2.SamplingUsage(cost_in_usd_ticks=billed_seconds * model.video_price_per_second * TICKS_PER_CENT),
         progress=100,
@@ -155,7 +179,9 @@ def render(request: video_pb2.GenerateVideoRequest, env: Env) -> video_pb2.Video
     for reference in request.reference_images:
         _image_source(reference, env)
     _video_source(request.video, env)
-    return _result(model, request.prompt, duration, duration, env)
+    size = video_size(request.aspect_ratio, request.resolution)
+    audio = request.generate_audio if request.HasField("generate_audio") else True  # xAI's default: with audio
+    return _result(model, request.prompt, _Output(duration, size, audio), duration, env)
 
 
 def render_extension(request: video_pb2.ExtendVideoRequest, env: Env) -> video_pb2.VideoResponse:
@@ -174,16 +200,19 @@ def render_extension(request: video_pb2.ExtendVideoRequest, env: Env) -> video_p
             grpc.StatusCode.INVALID_ARGUMENT, f"duration must be between 1 and {MAX_EXTENSION} seconds, got {added}"
         )
     data = _video_source(request.video, env)
-    source = mp4_duration(data) if data is not None else None
-    if source is None:
-        source = ASSUMED_SOURCE_DURATION
-    elif not MIN_SOURCE_DURATION <= source <= MAX_TOTAL_DURATION:
+    seconds = mp4.duration_seconds(data) if data is not None else None
+    if seconds is not None and not MIN_SOURCE_DURATION <= seconds <= MAX_TOTAL_DURATION:
         raise Rejected(
             grpc.StatusCode.INVALID_ARGUMENT,
-            f"the video to extend must last {MIN_SOURCE_DURATION} to {MAX_TOTAL_DURATION} seconds, it lasts {source}",
+            f"the video to extend must last {MIN_SOURCE_DURATION} to {MAX_TOTAL_DURATION} seconds, "
+            f"it lasts {seconds:g}",
         )
+    source = ASSUMED_SOURCE_DURATION if seconds is None else round(seconds)
     total = min(source + added, MAX_TOTAL_DURATION)
-    return _result(model, request.prompt, total, total - source, env)
+    # The source's frame size and sound, when the emulator can read them.
+    size = _encodable((mp4.frame_size(data) if data is not None else None) or DEFAULT_SIZE)
+    audio = b"soun" in mp4.handlers(data) if seconds is not None and data is not None else True
+    return _result(model, request.prompt, _Output(total, size, audio), total - source, env)
 
 
 # --- jobs ----------------------------------------------------------------------------------
