@@ -6,18 +6,20 @@ import logging
 import os
 import shutil
 import socket
+import sqlite3
 import stat
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import anyio
 import pytest
+import redis.asyncio as aioredis
 from anyio.streams.buffered import BufferedByteReceiveStream
 from conftest import TEST_KEY
 
@@ -360,6 +362,42 @@ async def test_everything_survives_a_restart(backend: str, opener: Opener, clock
         assert await reopened.spent_today(ME) == 0.25
 
 
+async def _corrupt(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """Overwrite every stored job and result with data that is not one, bypassing the store."""
+    if backend == "sqlite":
+        with sqlite3.connect(tmp_path / "state.sqlite") as db:
+            db.execute("UPDATE jobs SET data = 'not json'")
+            db.execute("UPDATE results SET data = '[1, 2]'")
+        return
+    client = aioredis.Redis.from_url(request.getfixturevalue("redis_url"), decode_responses=True)
+    async with client:
+        async for key in client.scan_iter(match="test-*"):
+            if ":job:" in key:
+                await client.hset(key, "job", "{broken")
+            elif ":result:" in key:
+                await client.set(key, "[1, 2]")
+
+
+async def test_corrupt_records_raise_store_error(
+    backend: str, opener: Opener, request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock
+) -> None:
+    if backend == "memory":
+        pytest.skip("nothing outside the store can reach its memory")
+    async with opener() as store:
+        await store.record_job(job("r", clock.now))
+        await store.put_result(ME, "r", {"content": "fine"})
+        await _corrupt(backend, request, tmp_path)
+        ops: list[Callable[[], Awaitable[object]]] = [
+            lambda: store.get_job(ME, "r"),
+            lambda: store.list_jobs(ME),
+            lambda: store.update_job(ME, "r", "done"),
+            lambda: store.get_result(ME, "r"),
+        ]
+        for op in ops:
+            with pytest.raises(StoreError, match="unreadable"):
+                await op()
+
+
 async def test_ping_answers(store: Store) -> None:
     await store.ping()
 
@@ -405,17 +443,18 @@ async def test_unreachable_redis_raises_store_error_without_credentials(caplog: 
     port = _free_port()  # nothing listens once the probe socket closes
     url = f"redis://admin:{REDIS_PASSWORD}@127.0.0.1:{port}/0"
     async with open_store(url) as store:
-        for op in (
-            store.ping(),
-            store.record_job(job("r", START)),
-            store.get_job(ME, "r"),
-            store.list_jobs(ME),
-            store.put_result(ME, "r", {"a": 1}),
-            store.add_spend(ME, "chat", 1),
-            store.spending(ME),
-        ):
+        ops: list[Callable[[], Awaitable[object]]] = [
+            lambda: store.ping(),
+            lambda: store.record_job(job("r", START)),
+            lambda: store.get_job(ME, "r"),
+            lambda: store.list_jobs(ME),
+            lambda: store.put_result(ME, "r", {"a": 1}),
+            lambda: store.add_spend(ME, "chat", 1),
+            lambda: store.spending(ME),
+        ]
+        for op in ops:
             with pytest.raises(StoreError) as caught:
-                await op
+                await op()
             message = str(caught.value)
             assert f"redis://127.0.0.1:{port}/0" in message
             assert REDIS_PASSWORD not in message and "admin" not in message

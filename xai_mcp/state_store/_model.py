@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime, timezone
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Annotated, Any, Literal
@@ -68,6 +69,25 @@ class Job(BaseModel):
         if self.updated_at is None:
             object.__setattr__(self, "updated_at", self.started_at)
         return self
+
+
+def load_job(data: str | dict[str, Any], where: str) -> Job:
+    """A stored job, or StoreError if what is stored is not one (a corrupt row, a foreign key)."""
+    try:
+        return Job.model_validate_json(data) if isinstance(data, str) else Job.model_validate(data)
+    except ValueError as exc:
+        raise StoreError(f"state store {where}: a stored job is unreadable ({exc.__class__.__name__})") from None
+
+
+def load_result(data: str, where: str) -> dict[str, Any]:
+    """A stored result, or StoreError if it is not a JSON object."""
+    try:
+        value = json.loads(data)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise StoreError(f"state store {where}: a stored result is unreadable")
+    return value
 
 
 def check_extra(extra: dict[str, Any]) -> None:

@@ -21,7 +21,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from ._base import JOB_RETENTION_DAYS, RESULT_MAX_BYTES, RESULT_TTL_SECONDS, SPEND_RETENTION_DAYS, Clock, Store
-from ._model import ExtraValue, Job, JobKind, JobStatus, StoreError, utc_now
+from ._model import ExtraValue, Job, JobKind, JobStatus, StoreError, load_job, load_result, utc_now
 
 T = TypeVar("T")
 
@@ -41,6 +41,8 @@ return 1
 def public_target(url: str) -> str:
     """The URL without user name or password, for messages."""
     parts = urlsplit(url)
+    if parts.scheme == "unix":
+        return f"unix://{parts.path}"
     host = parts.hostname or "localhost"
     if ":" in host:
         host = f"[{host}]"
@@ -107,15 +109,17 @@ class RedisStore(Store):
         fields.update({f"x.{name}": json.dumps(value) for name, value in job.extra.items()})
         return fields
 
-    @staticmethod
-    def _job_from(fields: dict[str, str]) -> Job | None:
-        if "job" not in fields:
+    def _job_from(self, fields: dict[str, str]) -> Job | None:
+        if not fields:
             return None
-        data = json.loads(fields["job"])
-        data["status"] = fields["status"]
-        data["updated_at"] = fields["updated_at"]
-        data["extra"] = {name[2:]: json.loads(value) for name, value in fields.items() if name.startswith("x.")}
-        return Job.model_validate(data)
+        try:
+            data = json.loads(fields["job"])
+            data["status"] = fields["status"]
+            data["updated_at"] = fields["updated_at"]
+            data["extra"] = {name[2:]: json.loads(value) for name, value in fields.items() if name.startswith("x.")}
+        except (ValueError, KeyError, TypeError):
+            data = {}  # load_job names the problem
+        return load_job(data, self._target)
 
     async def record_job(self, job: Job) -> None:
         key = self._key(job.fingerprint, "job", job.request_id)
@@ -180,10 +184,7 @@ class RedisStore(Store):
 
     async def get_result(self, fingerprint: str, request_id: str) -> dict[str, Any] | None:
         data = await self._run(self._redis.get(self._key(fingerprint, "result", request_id)))
-        if data is None:
-            return None
-        value = json.loads(data)
-        return value if isinstance(value, dict) else None
+        return None if data is None else load_result(cast("str", data), self._target)
 
     # -- spend counters -----------------------------------------------------------------------
 

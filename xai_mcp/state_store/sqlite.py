@@ -29,7 +29,7 @@ from ._base import (
     Clock,
     Store,
 )
-from ._model import ExtraValue, Job, JobKind, JobStatus, StoreError, utc_now
+from ._model import ExtraValue, Job, JobKind, JobStatus, StoreError, load_job, load_result, utc_now
 
 T = TypeVar("T")
 
@@ -185,7 +185,7 @@ class SqliteStore(Store):
             ).fetchone()
             if found is None:
                 return None
-            old = Job.model_validate_json(found[0])
+            old = load_job(found[0], self._path)
             job = old.model_copy(update={"status": status, "updated_at": now, "extra": {**old.extra, **extra}})
             db.execute(
                 "UPDATE jobs SET data = ? WHERE fingerprint = ? AND request_id = ?",
@@ -204,7 +204,7 @@ class SqliteStore(Store):
             return None if found is None else str(found[0])
 
         data = await self._run(get)
-        return None if data is None else Job.model_validate_json(data)
+        return None if data is None else load_job(data, self._path)
 
     async def _list_jobs(
         self, fingerprint: str, status: JobStatus | None, kind: JobKind | None, limit: int, since: datetime
@@ -221,7 +221,7 @@ class SqliteStore(Store):
         query += " ORDER BY started_us DESC, rowid DESC LIMIT ?"
         args.append(limit)
         rows = await self._run(lambda: self._db().execute(query, args).fetchall())
-        return [Job.model_validate_json(data) for (data,) in rows]
+        return [load_job(data, self._path) for (data,) in rows]
 
     # -- deferred-result cache ----------------------------------------------------------------
 
@@ -246,10 +246,7 @@ class SqliteStore(Store):
             )
 
         found = await self._run(get)
-        if found is None:
-            return None
-        value = json.loads(found[0])
-        return value if isinstance(value, dict) else None
+        return None if found is None else load_result(found[0], self._path)
 
     # -- spend counters -----------------------------------------------------------------------
 
