@@ -18,6 +18,7 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import anyio
+import anyio.abc
 import pytest
 import redis.asyncio as aioredis
 from anyio.streams.buffered import BufferedByteReceiveStream
@@ -34,6 +35,7 @@ from xai_mcp.state_store import (
     key_fingerprint,
     open_store,
 )
+from xai_mcp.state_store.redis import RedisStore
 
 ME = key_fingerprint(TEST_KEY)
 OTHER = key_fingerprint("xai-another-key-000000000000wxyz")
@@ -464,6 +466,26 @@ async def test_unreachable_redis_raises_store_error_without_credentials(caplog: 
             assert await best_effort(store.add_spend(ME, "chat", 1), "record spending") is None
         assert "could not record spending" in caplog.text and f"127.0.0.1:{port}" in caplog.text
         assert REDIS_PASSWORD not in caplog.text
+
+
+async def test_a_hung_redis_fails_fast() -> None:
+    # A listener that accepts and never answers: each attempt times out, one retry, then StoreError.
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    async with listener, anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, _hold_forever)
+        store = RedisStore(f"redis://127.0.0.1:{port}/0", timeout=0.3)
+        started = time.monotonic()
+        with pytest.raises(StoreError, match="failed"):
+            await store.add_spend(ME, "chat", 1)
+        assert time.monotonic() - started < 2.0
+        await store.aclose()
+        tg.cancel_scope.cancel()
+
+
+async def _hold_forever(stream: anyio.abc.SocketStream) -> None:
+    async with stream:
+        await anyio.sleep_forever()
 
 
 async def test_a_malformed_redis_url_is_a_store_error_without_credentials() -> None:

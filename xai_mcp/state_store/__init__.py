@@ -22,8 +22,9 @@ Backends, chosen by one value (`XAI_MCP_STATE`, passed to `open_store`):
 Failure policy: the store is bookkeeping, never the critical path. Every store method raises one
 exception, `StoreError`, when its backend fails (Redis down, disk full, corrupt file); messages never
 contain credentials. A caller holding a paid answer must still deliver it: wrap the store call in
-`best_effort(...)`, which logs a warning and returns None. Bad arguments (a negative amount, a
-limit out of range) are programming errors and raise ValueError.
+`best_effort(...)`, which logs a warning and returns None. Failing is quick: a Redis attempt times out
+after 3 s with one short retry; SQLite waits at most 10 s for another process's write lock.
+Bad arguments (a negative amount, a limit out of range) are programming errors and raise ValueError.
 """
 
 from __future__ import annotations

@@ -18,6 +18,8 @@ from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
 
 from ._base import JOB_RETENTION_DAYS, RESULT_MAX_BYTES, RESULT_TTL_SECONDS, SPEND_RETENTION_DAYS, Clock, Store
@@ -25,7 +27,10 @@ from ._model import ExtraValue, Job, JobKind, JobStatus, StoreError, load_job, l
 
 T = TypeVar("T")
 
-_TIMEOUT_SECONDS = 3.0  # a down Redis must not hold a paid answer back for long
+TIMEOUT_SECONDS = 3.0  # per attempt: a hung Redis must not hold a paid answer back for long
+# One quick retry covers a pooled connection that went stale (Redis restarted); the client's
+# default (3 retries, backoff up to 10 s) would make a caller wait far too long.
+_RETRY = Retry(ExponentialBackoff(cap=0.2, base=0.05), 1)
 _JOB_TTL = JOB_RETENTION_DAYS * 24 * 3600
 _SPEND_TTL = SPEND_RETENTION_DAYS * 24 * 3600
 _PAGE = 100
@@ -61,6 +66,7 @@ class RedisStore(Store):
         prefix: str = "xai-mcp:",
         clock: Clock = utc_now,
         result_ttl: float = RESULT_TTL_SECONDS,
+        timeout: float = TIMEOUT_SECONDS,
     ) -> None:
         super().__init__(clock=clock, result_ttl=result_ttl)
         self._target = public_target(url)
@@ -68,7 +74,7 @@ class RedisStore(Store):
         self._secrets = [s for s in (urlsplit(url).password, urlsplit(url).username) if s]
         try:
             self._redis = aioredis.Redis.from_url(
-                url, socket_timeout=_TIMEOUT_SECONDS, socket_connect_timeout=_TIMEOUT_SECONDS, decode_responses=True
+                url, socket_timeout=timeout, socket_connect_timeout=timeout, retry=_RETRY, decode_responses=True
             )
         except (ValueError, RedisError) as exc:
             raise StoreError(f"state store {self._target}: bad Redis URL ({self._scrub(str(exc))})") from None
