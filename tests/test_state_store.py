@@ -13,7 +13,7 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, closing
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -367,7 +367,7 @@ async def test_everything_survives_a_restart(backend: str, opener: Opener, clock
 async def _corrupt(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
     """Overwrite every stored job and result with data that is not one, bypassing the store."""
     if backend == "sqlite":
-        with sqlite3.connect(tmp_path / "state.sqlite") as db:
+        with closing(sqlite3.connect(tmp_path / "state.sqlite")) as db, db:
             db.execute("UPDATE jobs SET data = 'not json'")
             db.execute("UPDATE results SET data = '[1, 2]'")
         return
@@ -398,6 +398,21 @@ async def test_corrupt_records_raise_store_error(
         for op in ops:
             with pytest.raises(StoreError, match="unreadable"):
                 await op()
+
+
+async def test_sqlite_drops_what_retention_no_longer_shows(tmp_path: Path, clock: FakeClock) -> None:
+    path = tmp_path / "state.sqlite"
+    async with open_store(path, clock=clock, result_ttl=0.1) as store:
+        await store.record_job(job("old-job", clock.now))
+        await store.put_result(ME, "old-result", {"content": "stale"})
+        await store.add_spend(ME, "chat", 1)
+    await anyio.sleep(0.2)
+    clock.advance(days=36)
+    async with open_store(path, clock=clock) as store:  # a new process prunes on its first write
+        await store.record_job(job("new-job", clock.now))
+    with closing(sqlite3.connect(path)) as db:
+        counts = [db.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in ("jobs", "results", "spend")]
+    assert counts == [1, 0, 0]
 
 
 async def test_ping_answers(store: Store) -> None:
