@@ -115,19 +115,6 @@ def image_size(data: bytes) -> tuple[int, int] | None:
     return None
 
 
-def image_mime(data: bytes) -> str | None:
-    """The MIME type of PNG, JPEG, WebP or GIF bytes, judged by their signature."""
-    if data.startswith(PNG_SIGNATURE):
-        return "image/png"
-    if data[:6] in (b"GIF87a", b"GIF89a"):
-        return "image/gif"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    if data[:2] == b"\xff\xd8":
-        return "image/jpeg"
-    return None
-
-
 def _webp_size(data: bytes) -> tuple[int, int] | None:
     kind = data[12:16]
     if kind == b"VP8X":  # extended format: 24-bit canvas size minus one
