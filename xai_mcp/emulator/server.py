@@ -97,14 +97,12 @@ class StreamRecord:
     method: str
     started: float  # time.monotonic() when the handler started
     sent: int = 0  # messages handed to gRPC
-    first_sent: float | None = None  # time.monotonic() of the first one
     ended: float | None = None  # time.monotonic() when the call finished, however it ended
     outcome: StreamOutcome = "open"  # "cancelled": the client (or its deadline) cancelled it
 
     def sending(self) -> None:
         """Count one message about to be handed to gRPC."""
         self.sent += 1
-        self.first_sent = self.first_sent or time.monotonic()
 
     def finish(self, outcome: StreamOutcome) -> None:
         """Record how the stream ended, the first time it is known."""
