@@ -20,6 +20,7 @@ from mcp import Client
 from xai_mcp import __version__
 from xai_mcp.server import create_server
 from xai_mcp.settings import Settings
+from xai_mcp.tools import CATALOG, TOOLSETS
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMAS = Path(__file__).parent / "schemas"
@@ -189,3 +190,15 @@ async def test_manifest_lists_the_servers_tools_with_their_titles(manifest, tmp_
         tools = (await client.list_tools()).tools
     assert [(t["name"], t["description"]) for t in manifest["tools"]] == [(t.name, t.title) for t in tools]
     assert manifest["tools_generated"] is False
+
+
+def test_manifest_tools_are_the_toolset_tables_tools_with_their_titles(manifest):
+    table = [(spec.name, spec.title) for toolset in CATALOG for spec in toolset.tools()]
+    assert [(t["name"], t["description"]) for t in manifest["tools"]] == table
+
+
+def test_documented_toolset_choices_are_exactly_the_tables_ids(server_json):
+    (variable,) = [v for v in server_json["packages"][0]["environmentVariables"] if v["name"] == "XAI_MCP_TOOLSETS"]
+    for text in (variable["description"], Settings.model_fields["toolsets"].description or ""):
+        (listed,) = re.findall(r"\(([a-z,]+)\)", text)
+        assert listed.split(",") == list(TOOLSETS), text

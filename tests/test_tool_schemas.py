@@ -15,29 +15,13 @@ from mcp import Client
 
 from xai_mcp.server import create_server
 from xai_mcp.settings import Settings
+from xai_mcp.tools import CATALOG as TOOLSET_TABLE
 from xai_mcp.tools import TOOLSETS
+from xai_mcp.tools.catalog import readme_section, readme_table
 
 SNAPSHOTS = Path(__file__).with_name("snapshots") / "tools"
-CATALOG = {
-    "chat": ["chat", "get_deferred_chat", "get_stored_chat", "delete_stored_chat"],
-    "image": ["generate_image", "edit_image"],
-    "video": ["generate_video", "extend_video", "get_video"],
-    "models": ["list_models", "get_model"],
-    "tokenize": ["tokenize_text"],
-    "account": ["get_api_key_info"],
-    "batch": [
-        "create_batch",
-        "add_batch_requests",
-        "get_batch",
-        "list_batches",
-        "cancel_batch",
-        "list_batch_requests",
-        "list_batch_results",
-        "get_batch_result",
-    ],
-    "sample": ["sample_text"],
-    "embed": ["embed"],
-}
+# Derived from the toolset table; the snapshots (one file per tool) pin the names independently.
+CATALOG = {toolset.id: [spec.name for spec in toolset.tools()] for toolset in TOOLSET_TABLE}
 OFFLINE = Settings(api_key="snapshot-key", api_host="127.0.0.1:9", insecure=True)
 
 
@@ -46,10 +30,16 @@ async def _tools(**options) -> list:
         return (await client.list_tools()).tools
 
 
-async def test_the_catalog_has_exactly_the_product_tool_names():
-    names = sorted(tool.name for tool in await _tools())
-    assert names == sorted(name for names in CATALOG.values() for name in names)
-    assert set(CATALOG) == set(TOOLSETS)
+async def test_the_server_serves_exactly_the_tables_tools_in_its_order():
+    names = [tool.name for tool in await _tools()]
+    assert names == [name for names in CATALOG.values() for name in names]
+    assert list(CATALOG) == list(TOOLSETS) and len(set(TOOLSETS)) == len(TOOLSETS)
+
+
+def test_the_table_names_exactly_the_snapshotted_tools():
+    # A tool added to or dropped from the table without its snapshot fails here.
+    snapshots = sorted(path.stem for path in SNAPSHOTS.glob("*.json"))
+    assert sorted(name for names in CATALOG.values() for name in names) == snapshots
 
 
 @pytest.mark.parametrize("toolset", sorted(CATALOG))
@@ -97,11 +87,17 @@ async def test_read_only_mode_serves_only_tools_that_spend_nothing():
     assert not {"chat", "generate_image", "cancel_batch", "delete_stored_chat"} & {t.name for t in tools}
 
 
+def test_the_readme_tool_table_is_the_generated_one():
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert readme_section(readme) == readme_table(), (
+        "README.md's tool table is stale: run `python -m xai_mcp.tools.catalog --update-readme`"
+    )
+
+
 async def test_the_readme_tool_table_matches_the_server():
     import re
 
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    rows = re.findall(r"^\| (\w+) \| `(\w+)` \| (yes|no)[^|]*\|", readme, flags=re.MULTILINE)
+    rows = re.findall(r"^\| (\w+) \| `(\w+)` \| (yes|no)[^|]*\|", readme_table(), flags=re.MULTILINE)
     documented = {tool: (toolset, money) for toolset, tool, money in rows}
     tools = {t.name: t for t in await _tools()}
     assert set(documented) == set(tools)

@@ -19,16 +19,17 @@ from mcp.server.auth.settings import AuthSettings
 from xai_mcp import __version__
 from xai_mcp.rpc import XaiClient, open_channel
 from xai_mcp.settings import Settings
+from xai_mcp.tools import CATALOG, register_toolsets
 
 log = logging.getLogger(__name__)
 
+# One clause per toolset, from the toolset table, so a new toolset is announced without an edit here.
 INSTRUCTIONS = (
-    "Tools for xAI's API (Grok models): chat with optional web/X search, code execution, structured "
-    "output and function calls; image generation and editing; video generation; batches; model "
-    "listing with prices; tokenization; raw sampling; embeddings. Tools marked read-only cost "
-    "nothing; generation tools spend money on the user's xAI account. Long jobs (video, deferred "
-    "chat, batches) wait inside the call and, if not finished in the wait window, return "
-    "status 'pending' with a request id: call the named resume tool with it to keep waiting."
+    "Tools for xAI's API (Grok models): "
+    + "; ".join(toolset.description for toolset in CATALOG)
+    + ". Tools marked read-only cost nothing; generation tools spend money on the user's xAI account. "
+    "Long jobs (video, deferred chat, batches) wait inside the call and, if not finished in the wait window, "
+    "return status 'pending' with a request id: call the named resume tool with it to keep waiting."
 )
 
 
@@ -87,8 +88,6 @@ def create_server(
     `closed` is set once the lifespan has closed the channel (the CLI waits for it on signals).
     With `settings.http_token`, HTTP requests must carry it as a bearer token.
     """
-    from xai_mcp.tools import register_toolsets
-
     settings.key()
     settings.target()
 

@@ -10,6 +10,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from xai_mcp.errors import UserError
+from xai_mcp.tools import TOOLSETS
 
 DEFAULT_HOST = "api.x.ai:443"
 
@@ -92,10 +93,7 @@ class Settings(BaseSettings):
     ]
     toolsets: Annotated[
         str,
-        Field(
-            description="Comma-separated toolsets to serve (chat,image,video,models,tokenize,account,"
-            "batch,sample,embed), or 'all'."
-        ),
+        Field(description=f"Comma-separated toolsets to serve ({','.join(TOOLSETS)}), or 'all'."),
     ] = "all"
     read_only: Annotated[bool, Field(description="Serve only tools that spend nothing and change nothing.")] = False
     http_token: Annotated[

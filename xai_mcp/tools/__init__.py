@@ -1,14 +1,49 @@
-"""Toolsets: one module per xAI service, each with a `register(server, read_only=...)`."""
+"""Toolsets: the one table of them, and their registration.
+
+Each toolset is a module under xai_mcp.tools holding `TOOLS`, its list of `ToolSpec`s. This table
+stays declarative and imports nothing heavy, so the settings help, `--toolsets` parsing and the
+server instructions read it without importing a single toolset module.
+"""
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from mcp.server import MCPServer
+if TYPE_CHECKING:
+    from mcp.server import MCPServer
 
-# Toolset id -> module under xai_mcp.tools. The ids are part of the product (--toolsets).
-TOOLSETS: tuple[str, ...] = ("chat", "image", "video", "models", "tokenize", "account", "batch", "sample", "embed")
+    from xai_mcp.tools._common import ToolSpec
+
+
+@dataclass(frozen=True)
+class Toolset:
+    id: str  # part of the product: XAI_MCP_TOOLSETS / --toolsets
+    description: str  # one line, for people and for the server instructions
+    module: str  # under xai_mcp.tools
+
+    def tools(self) -> Sequence[ToolSpec]:
+        """The toolset's tools, in registration order (imports its module)."""
+        specs: Sequence[ToolSpec] = importlib.import_module(f"xai_mcp.tools.{self.module}").TOOLS
+        return specs
+
+
+# In registration order, which is the order hosts list the tools in.
+CATALOG: tuple[Toolset, ...] = (
+    Toolset("chat", "chat with optional web/X search, code execution, structured output and function calls", "chat"),
+    Toolset("image", "image generation and editing", "image"),
+    Toolset("video", "video generation", "video"),
+    Toolset("models", "model listing with prices", "models"),
+    Toolset("tokenize", "tokenization", "tokenize"),
+    Toolset("account", "API key details", "account"),
+    Toolset("batch", "batches", "batch"),
+    Toolset("sample", "raw sampling", "sample"),
+    Toolset("embed", "embeddings", "embed"),
+)
+TOOLSETS: tuple[str, ...] = tuple(toolset.id for toolset in CATALOG)
+_BY_ID = {toolset.id: toolset for toolset in CATALOG}
 
 
 def parse_toolsets(value: str | None) -> list[str] | None:
@@ -24,8 +59,9 @@ def parse_toolsets(value: str | None) -> list[str] | None:
 
 def register_toolsets(server: MCPServer, toolsets: Sequence[str] | None, *, read_only: bool) -> list[str]:
     """Register the chosen toolsets (all when None) and return the tool names added."""
+    from xai_mcp.tools._common import add_tools
+
     added: list[str] = []
     for name in toolsets or TOOLSETS:
-        module = importlib.import_module(f"xai_mcp.tools.{name}")
-        added += module.register(server, read_only=read_only)
+        added += add_tools(server, _BY_ID[name].tools(), read_only=read_only)
     return added

@@ -31,9 +31,21 @@ DESTRUCTIVE = ToolAnnotations(read_only_hint=False, destructive_hint=True, idemp
 
 @dataclass(frozen=True)
 class ToolSpec:
+    """One tool: its function (name, docstring and signature make the MCP schema) and catalog facts."""
+
     fn: Callable[..., Awaitable[Any]]
-    annotations: ToolAnnotations
-    title: str
+    annotations: ToolAnnotations  # the cost class: READ_ONLY, SPENDS or DESTRUCTIVE
+    title: str  # shown by hosts, and in manifest.json
+    summary: str  # what it does, one line, for the README tool table
+    cost_note: str = ""  # qualifies the README's "costs money" column, e.g. "with requests"
+
+    @property
+    def name(self) -> str:
+        return self.fn.__name__
+
+    @property
+    def spends(self) -> bool:
+        return not self.annotations.read_only_hint and not self.annotations.destructive_hint
 
 
 def app(ctx: Context) -> AppContext:
@@ -67,8 +79,8 @@ def add_tools(server: MCPServer, specs: Sequence[ToolSpec], *, read_only: bool) 
         # Python 3.11 keeps docstring indentation; hosts would show it in the tool description.
         description = inspect.cleandoc(spec.fn.__doc__) if spec.fn.__doc__ else None
         server.add_tool(tool_errors(spec.fn), title=spec.title, description=description, annotations=spec.annotations)
-        _strict_arguments(server, spec.fn.__name__)
-        added.append(spec.fn.__name__)
+        _strict_arguments(server, spec.name)
+        added.append(spec.name)
     return added
 
 

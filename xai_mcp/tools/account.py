@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from google.protobuf import empty_pb2
-from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from pydantic import BaseModel, Field
 
 from xai_mcp import rpc
 from xai_mcp._pb.v1 import auth_pb2
 from xai_mcp.errors import scrub
-from xai_mcp.tools._common import READ_ONLY, ToolSpec, add_tools, app
+from xai_mcp.tools._common import READ_ONLY, ToolSpec, app
 from xai_mcp.tools._units import iso_time
 
 
@@ -77,5 +76,8 @@ async def get_api_key_info(*, ctx: Context) -> ApiKeyInfo:
     return _from_response(response, secret=state.settings.key())
 
 
-def register(server: MCPServer, *, read_only: bool) -> list[str]:
-    return add_tools(server, [ToolSpec(get_api_key_info, READ_ONLY, "Show API key info")], read_only=read_only)
+TOOLS = [
+    ToolSpec(
+        get_api_key_info, READ_ONLY, "Show API key info", "the key's id, redacted key, team, permissions and status"
+    ),
+]

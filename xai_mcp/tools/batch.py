@@ -13,7 +13,6 @@ from typing import Annotated, Literal
 
 import grpc
 from google.rpc import status_pb2
-from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from pydantic import BaseModel, Field
 
@@ -22,7 +21,7 @@ from xai_mcp._pb.v1 import batch_pb2, chat_pb2
 from xai_mcp.errors import InvalidRequest, XaiError
 from xai_mcp.polling import Poll, Progress, wait_for
 from xai_mcp.settings import Settings
-from xai_mcp.tools._common import DESTRUCTIVE, READ_ONLY, SPENDS, InputError, ToolSpec, add_tools, app
+from xai_mcp.tools._common import DESTRUCTIVE, READ_ONLY, SPENDS, InputError, ToolSpec, app
 from xai_mcp.tools._units import TICKS_PER_USD, cost_usd, iso_time
 from xai_mcp.tools.chat import ChatParams, ChatResult, from_response, to_request
 
@@ -627,18 +626,21 @@ async def _no_result_yet(ctx: Context, batch_id: str, batch_request_id: str) -> 
     )
 
 
-def register(server: MCPServer, *, read_only: bool) -> list[str]:
-    return add_tools(
-        server,
-        [
-            ToolSpec(create_batch, SPENDS, "Create a batch"),
-            ToolSpec(add_batch_requests, SPENDS, "Add requests to a batch"),
-            ToolSpec(get_batch, READ_ONLY, "Get a batch's status"),
-            ToolSpec(list_batches, READ_ONLY, "List batches"),
-            ToolSpec(cancel_batch, DESTRUCTIVE, "Cancel a batch"),
-            ToolSpec(list_batch_requests, READ_ONLY, "List a batch's requests"),
-            ToolSpec(list_batch_results, READ_ONLY, "List a batch's results"),
-            ToolSpec(get_batch_result, READ_ONLY, "Get one batch result"),
-        ],
-        read_only=read_only,
-    )
+TOOLS = [
+    ToolSpec(
+        create_batch,
+        SPENDS,
+        "Create a batch",
+        "create a batch, optionally with chat requests",
+        cost_note="with requests",
+    ),
+    ToolSpec(add_batch_requests, SPENDS, "Add requests to a batch", "add chat requests to a batch"),
+    ToolSpec(get_batch, READ_ONLY, "Get a batch's status", "batch counts; optionally wait until it finishes"),
+    ToolSpec(list_batches, READ_ONLY, "List batches", "the team's batches, paginated"),
+    ToolSpec(cancel_batch, DESTRUCTIVE, "Cancel a batch", "cancel a batch's pending requests"),
+    ToolSpec(list_batch_requests, READ_ONLY, "List a batch's requests", "per-request state, filterable, paginated"),
+    ToolSpec(
+        list_batch_results, READ_ONLY, "List a batch's results", "answers or errors of finished requests, paginated"
+    ),
+    ToolSpec(get_batch_result, READ_ONLY, "Get one batch result", "one request's answer or error"),
+]

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 from typing import Annotated
 
-from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from pydantic import Field, ValidationError
 
@@ -20,7 +19,7 @@ from xai_mcp import rpc
 from xai_mcp._pb.v1 import chat_pb2, deferred_pb2
 from xai_mcp.errors import cut_short
 from xai_mcp.polling import Poll, Progress, StreamProgress, wait_for
-from xai_mcp.tools._common import DESTRUCTIVE, READ_ONLY, SPENDS, InputError, ToolSpec, add_tools, app
+from xai_mcp.tools._common import DESTRUCTIVE, READ_ONLY, SPENDS, InputError, ToolSpec, app
 from xai_mcp.tools._units import tokens
 from xai_mcp.tools.chat_convert import (
     ChatMessage,
@@ -58,6 +57,7 @@ from xai_mcp.tools.chat_convert import (
 )
 
 __all__ = [
+    "TOOLS",
     "ChatMessage",
     "ChatParams",
     "ChatResult",
@@ -67,7 +67,6 @@ __all__ = [
     "ToolCallOut",
     "Usage",
     "from_response",
-    "register",
     "to_request",
 ]
 
@@ -232,14 +231,21 @@ async def delete_stored_chat(response_id: ResponseId, ctx: Context) -> DeleteRes
     return DeleteResult(response_id=response.response_id or response_id, deleted=True)
 
 
-def register(server: MCPServer, *, read_only: bool) -> list[str]:
-    return add_tools(
-        server,
-        [
-            ToolSpec(chat, SPENDS, "Chat with Grok"),
-            ToolSpec(get_deferred_chat, READ_ONLY, "Get a deferred chat's answer"),
-            ToolSpec(get_stored_chat, READ_ONLY, "Get a stored chat"),
-            ToolSpec(delete_stored_chat, DESTRUCTIVE, "Delete a stored chat"),
-        ],
-        read_only=read_only,
-    )
+TOOLS = [
+    ToolSpec(
+        chat,
+        SPENDS,
+        "Chat with Grok",
+        "chat completion: prompt or messages (with images), system prompt, sampling options, reasoning effort, "
+        "JSON-schema output (parsed), web/X search and code execution (with citations), client-side functions "
+        "(returns tool calls), stored conversations, deferred mode; streams with progress",
+    ),
+    ToolSpec(
+        get_deferred_chat,
+        READ_ONLY,
+        "Get a deferred chat's answer",
+        "resume a deferred chat by request id (finished results are cached, so a repeat returns the same answer)",
+    ),
+    ToolSpec(get_stored_chat, READ_ONLY, "Get a stored chat", "fetch a stored chat response"),
+    ToolSpec(delete_stored_chat, DESTRUCTIVE, "Delete a stored chat", "delete a stored chat response"),
+]

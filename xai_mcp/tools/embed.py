@@ -8,13 +8,12 @@ import struct
 from collections.abc import Iterable
 from typing import Annotated, Literal
 
-from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from pydantic import BaseModel, Field
 
 from xai_mcp import rpc
 from xai_mcp._pb.v1 import embed_pb2
-from xai_mcp.tools._common import SPENDS, InputError, ToolSpec, add_tools, app
+from xai_mcp.tools._common import SPENDS, InputError, ToolSpec, app
 
 Encoding = Literal["float", "base64"]
 
@@ -125,5 +124,6 @@ async def embed(
     return _from_response(response, model=chosen)
 
 
-def register(server: MCPServer, *, read_only: bool) -> list[str]:
-    return add_tools(server, [ToolSpec(embed, SPENDS, "Embed texts")], read_only=read_only)
+TOOLS = [
+    ToolSpec(embed, SPENDS, "Embed texts", "embedding vectors for texts"),
+]

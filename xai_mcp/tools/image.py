@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from mcp.types import CallToolResult, ContentBlock, ImageContent, TextContent
 from pydantic import BaseModel, Field
@@ -23,7 +22,7 @@ from xai_mcp import media, rpc
 from xai_mcp._pb.v1 import image_pb2
 from xai_mcp.errors import ServerError
 from xai_mcp.sources import default_input_roots, resolve_image, sniff_image_type
-from xai_mcp.tools._common import SPENDS, ToolSpec, add_tools, app
+from xai_mcp.tools._common import SPENDS, ToolSpec, app
 from xai_mcp.tools._units import cost_usd
 
 log = logging.getLogger(__name__)
@@ -349,12 +348,7 @@ async def edit_image(
     return await _generate(ctx, request, output)
 
 
-def register(server: MCPServer, *, read_only: bool) -> list[str]:
-    return add_tools(
-        server,
-        [
-            ToolSpec(generate_image, SPENDS, "Generate images"),
-            ToolSpec(edit_image, SPENDS, "Edit images"),
-        ],
-        read_only=read_only,
-    )
+TOOLS = [
+    ToolSpec(generate_image, SPENDS, "Generate images", "images from a prompt; output inline, as URLs, or saved files"),
+    ToolSpec(edit_image, SPENDS, "Edit images", "edit one or more source images (URL, data URL or local file)"),
+]

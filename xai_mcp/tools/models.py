@@ -8,14 +8,13 @@ from typing import Annotated, Any, Literal
 
 from google.protobuf import empty_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
-from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from pydantic import BaseModel, Field
 
 from xai_mcp import rpc
 from xai_mcp._pb.v1 import models_pb2
 from xai_mcp.errors import NotFound, XaiError
-from xai_mcp.tools._common import READ_ONLY, InputError, ToolSpec, add_tools, app
+from xai_mcp.tools._common import READ_ONLY, InputError, ToolSpec, app
 
 ModelKind = Literal["language", "embedding", "image"]
 KindFilter = Literal["language", "embedding", "image", "all"]
@@ -232,12 +231,9 @@ async def get_model(
     )
 
 
-def register(server: MCPServer, *, read_only: bool) -> list[str]:
-    return add_tools(
-        server,
-        [
-            ToolSpec(list_models, READ_ONLY, "List xAI models"),
-            ToolSpec(get_model, READ_ONLY, "Describe an xAI model"),
-        ],
-        read_only=read_only,
-    )
+TOOLS = [
+    ToolSpec(
+        list_models, READ_ONLY, "List xAI models", "language, embedding and image models with aliases and USD prices"
+    ),
+    ToolSpec(get_model, READ_ONLY, "Describe an xAI model", "one model by name or alias"),
+]

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Annotated
 
-from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from pydantic import BaseModel, Field
 
@@ -13,7 +12,7 @@ from xai_mcp import rpc
 from xai_mcp._pb.v1 import sample_pb2, usage_pb2
 from xai_mcp.errors import cut_short
 from xai_mcp.polling import StreamProgress
-from xai_mcp.tools._common import SPENDS, InputError, ToolSpec, add_tools, app
+from xai_mcp.tools._common import SPENDS, InputError, ToolSpec, app
 from xai_mcp.tools._units import FinishReason, cost_usd, finish_reason, tokens
 
 _INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
@@ -180,5 +179,6 @@ async def sample_text(
     return _from_assembly(assembly, model=chosen)
 
 
-def register(server: MCPServer, *, read_only: bool) -> list[str]:
-    return add_tools(server, [ToolSpec(sample_text, SPENDS, "Sample raw text")], read_only=read_only)
+TOOLS = [
+    ToolSpec(sample_text, SPENDS, "Sample raw text", "raw text completion (no chat template), streamed with progress"),
+]

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from pydantic import BaseModel, Field
 
 from xai_mcp import rpc
 from xai_mcp._pb.v1 import tokenize_pb2
-from xai_mcp.tools._common import READ_ONLY, InputError, ToolSpec, add_tools, app
+from xai_mcp.tools._common import READ_ONLY, InputError, ToolSpec, app
 
 # Enough to inspect how a text splits; a long document's full token list would flood the
 # agent's context, and the count stays exact either way.
@@ -86,5 +85,6 @@ async def tokenize_text(
     return _from_response(response, model=chosen, include_tokens=include_tokens)
 
 
-def register(server: MCPServer, *, read_only: bool) -> list[str]:
-    return add_tools(server, [ToolSpec(tokenize_text, READ_ONLY, "Tokenize text")], read_only=read_only)
+TOOLS = [
+    ToolSpec(tokenize_text, READ_ONLY, "Tokenize text", "token count and tokens"),
+]

@@ -11,7 +11,6 @@ import logging
 import time
 from typing import Annotated, Literal
 
-from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from pydantic import BaseModel, Field
 
@@ -20,7 +19,7 @@ from xai_mcp._pb.v1 import deferred_pb2, image_pb2, video_pb2
 from xai_mcp.errors import XaiError
 from xai_mcp.polling import Poll, Progress, wait_for
 from xai_mcp.sources import default_input_roots, resolve_image
-from xai_mcp.tools._common import READ_ONLY, SPENDS, InputError, ToolSpec, add_tools, app
+from xai_mcp.tools._common import READ_ONLY, SPENDS, InputError, ToolSpec, app
 from xai_mcp.tools._units import cost_usd
 
 log = logging.getLogger(__name__)
@@ -331,13 +330,13 @@ async def get_video(
     return await _wait(ctx, request_id.strip(), wait_seconds, None)
 
 
-def register(server: MCPServer, *, read_only: bool) -> list[str]:
-    return add_tools(
-        server,
-        [
-            ToolSpec(generate_video, SPENDS, "Generate a video"),
-            ToolSpec(extend_video, SPENDS, "Extend a video"),
-            ToolSpec(get_video, READ_ONLY, "Get a video job"),
-        ],
-        read_only=read_only,
-    )
+TOOLS = [
+    ToolSpec(
+        generate_video,
+        SPENDS,
+        "Generate a video",
+        "text/image/video to video; waits with progress, then returns the URL or a resumable handle",
+    ),
+    ToolSpec(extend_video, SPENDS, "Extend a video", "extend a video"),
+    ToolSpec(get_video, READ_ONLY, "Get a video job", "resume waiting on a video"),
+]
