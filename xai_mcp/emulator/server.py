@@ -24,7 +24,7 @@ import signal
 import sys
 import time
 import urllib.parse
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal
@@ -38,8 +38,9 @@ from xai_mcp.settings import is_loopback
 
 logger = logging.getLogger(__name__)
 
-# Service modules, each exposing `add(server, env)`. Imported lazily so a module still being
-# written does not stop the others from being served.
+# Service modules, each exposing `add(server, env)`. A module that fails to import stops the
+# start: skipping it would leave clients with UNIMPLEMENTED, which reads like a wrong host.
+# tests/emulator/test_core.py checks every service in our protos is served by one of them.
 SERVICE_MODULES: tuple[str, ...] = (
     "xai_mcp.emulator.chat",
     "xai_mcp.emulator.image",
@@ -161,23 +162,22 @@ class _Gate(grpc.aio.ServerInterceptor):
         if handler is None:
             return None  # unknown method: grpc answers UNIMPLEMENTED
         method = handler_call_details.method.rsplit("/", 1)[-1]
-        if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(
-                self._wrap_unary(method, handler.unary_unary),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=_passthrough(handler.response_serializer),
-            )
-        if handler.unary_stream is not None:
-            return grpc.unary_stream_rpc_method_handler(
-                self._wrap_stream(method, handler.unary_stream),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=_passthrough(handler.response_serializer),
-            )
-        return handler  # no client-streaming RPCs are emulated; leave anything else alone
+        # Every kind of RPC passes the gate: unary or streaming requests, unary or streaming answers.
+        streams = (handler.request_streaming, handler.response_streaming)
+        kind = "_".join("stream" if streaming else "unary" for streaming in streams)  # e.g. "stream_unary"
+        wrap = self._wrap_stream if handler.response_streaming else self._wrap_unary
+        make_handler = getattr(grpc, f"{kind}_rpc_method_handler")
+        handler_out: grpc.RpcMethodHandler = make_handler(
+            wrap(method, getattr(handler, kind), streaming_request=handler.request_streaming),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=_passthrough(handler.response_serializer),
+        )
+        return handler_out
 
-    def _wrap_unary(self, method: str, behavior: Callable[..., Any]) -> Callable[..., Any]:
-        async def unary(request: Message, context: grpc.aio.ServicerContext) -> Any:
-            await self._emu._admit(method, request, context)
+    def _wrap_unary(self, method: str, behavior: Callable[..., Any], *, streaming_request: bool) -> Callable[..., Any]:
+        async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            await self._emu._admit(method, context)
+            request = self._emu._record(method, request, streaming=streaming_request)
             try:
                 result = behavior(request, context)
                 if inspect.isawaitable(result):
@@ -195,9 +195,10 @@ class _Gate(grpc.aio.ServerInterceptor):
 
         return unary
 
-    def _wrap_stream(self, method: str, behavior: Callable[..., Any]) -> Callable[..., Any]:
-        async def stream(request: Message, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            await self._emu._admit(method, request, context)
+    def _wrap_stream(self, method: str, behavior: Callable[..., Any], *, streaming_request: bool) -> Callable[..., Any]:
+        async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            await self._emu._admit(method, context)
+            request = self._emu._record(method, request, streaming=streaming_request)
             record = self._emu._open_stream(method, context)
             fault = self._emu._take_fault(method, after_handler=True)
             try:
@@ -243,8 +244,12 @@ async def _items(result: Any) -> AsyncIterator[Any]:
 class Emulator:
     """The xAI-compatible emulator on loopback; use as `async with Emulator(config) as emu`."""
 
-    def __init__(self, config: EmulatorConfig | None = None) -> None:
+    def __init__(
+        self, config: EmulatorConfig | None = None, *, extra_handlers: Sequence[grpc.GenericRpcHandler] = ()
+    ) -> None:
+        """`extra_handlers`: more gRPC services, served behind the same gate (tests use it)."""
         self.env = Env(config or EmulatorConfig())
+        self._extra_handlers = tuple(extra_handlers)
         self.address = ""
         self.media_url = ""
         self.calls: collections.Counter[str] = collections.Counter()
@@ -300,12 +305,11 @@ class Emulator:
         for name in SERVICE_MODULES:
             try:
                 module = importlib.import_module(name)
-            except ModuleNotFoundError as exc:
-                if exc.name != name:
-                    raise  # the module exists but one of its imports is missing: a real bug
-                logger.warning("emulator: %s is not available yet; its service is not served", name)
-                continue
+            except Exception as exc:
+                raise RuntimeError(f"emulator service module {name} failed to import: {exc!r}") from exc
             module.add(server, self.env)
+        if self._extra_handlers:
+            server.add_generic_rpc_handlers(self._extra_handlers)
         port = server.add_insecure_port(f"{_host_for_url(host)}:{self.config.port}")
         if port == 0:
             raise OSError(f"the emulator could not bind {host}:{self.config.port}")
@@ -390,7 +394,7 @@ class Emulator:
 
     # --- the gate ----------------------------------------------------------------------
 
-    async def _admit(self, method: str, request: Message, context: grpc.aio.ServicerContext) -> None:
+    async def _admit(self, method: str, context: grpc.aio.ServicerContext) -> None:
         """Count, authenticate and maybe fault one call; abort it or let it through."""
         self.calls[method] += 1
         config = self.config
@@ -413,7 +417,18 @@ class Emulator:
             await asyncio.sleep(config.latency)
 
         self.handled[method] += 1
-        self._requests[method].append(_copy(request))
+
+    def _record(self, method: str, request: Any, *, streaming: bool) -> Any:
+        """Record an admitted call's request; a request stream, message by message as it is read."""
+        if not streaming:
+            self._requests[method].append(_copy(request))
+            return request
+        return self._record_each(method, request)
+
+    async def _record_each(self, method: str, requests: AsyncIterator[Message]) -> AsyncIterator[Message]:
+        async for request in requests:
+            self._requests[method].append(_copy(request))
+            yield request
 
     def _take_fault(self, method: str, *, after_handler: bool) -> _Injected | None:
         """Use up one injected fault of `method` for this stage of the call, if any."""
