@@ -167,7 +167,7 @@ class _Gate(grpc.aio.ServerInterceptor):
         kind = "_".join("stream" if streaming else "unary" for streaming in streams)  # e.g. "stream_unary"
         wrap = self._wrap_stream if handler.response_streaming else self._wrap_unary
         make_handler = getattr(grpc, f"{kind}_rpc_method_handler")
-        handler_out: grpc.RpcMethodHandler = make_handler(
+        handler_out: grpc.RpcMethodHandler[Any, Any] = make_handler(
             wrap(method, getattr(handler, kind), streaming_request=handler.request_streaming),
             request_deserializer=handler.request_deserializer,
             response_serializer=_passthrough(handler.response_serializer),
@@ -245,7 +245,7 @@ class Emulator:
     """The xAI-compatible emulator on loopback; use as `async with Emulator(config) as emu`."""
 
     def __init__(
-        self, config: EmulatorConfig | None = None, *, extra_handlers: Sequence[grpc.GenericRpcHandler] = ()
+        self, config: EmulatorConfig | None = None, *, extra_handlers: Sequence[grpc.GenericRpcHandler[Any, Any]] = ()
     ) -> None:
         """`extra_handlers`: more gRPC services, served behind the same gate (tests use it)."""
         self.env = Env(config or EmulatorConfig())
