@@ -17,6 +17,7 @@ from google.protobuf.wrappers_pb2 import Int32Value, StringValue
 
 from xai_mcp.emulator import server as emulator_server
 from xai_mcp.emulator.server import Emulator
+from xai_mcp.rpc import RPCS
 
 # --- every service in our protos is served ---------------------------------------------------
 
@@ -39,6 +40,11 @@ async def _status(
     return grpc.StatusCode.OK
 
 
+# Services whose protos arrived ahead of their tools and emulator modules (issues 13 and 14).
+# The test below fails if one of them becomes served, so this list only shrinks.
+NOT_EMULATED_YET = {"collections.Collections", "xai_api.Documents", "xai_api.Files"}
+
+
 async def test_every_rpc_in_our_protos_is_served(channel: grpc.aio.Channel) -> None:
     # A new .proto service without an emulator module answers UNIMPLEMENTED here.
     rpcs = {
@@ -48,9 +54,13 @@ async def test_every_rpc_in_our_protos_is_served(channel: grpc.aio.Channel) -> N
         for method in service.method
     }
     statuses = await asyncio.gather(*(_status(channel, path, method) for path, method in rpcs.items()))
-    unserved = [path for path, status in zip(rpcs, statuses, strict=True) if status == grpc.StatusCode.UNIMPLEMENTED]
-    assert unserved == []
-    assert len(rpcs) > 20  # the scan found our services
+    served = {path for path, status in zip(rpcs, statuses, strict=True) if status != grpc.StatusCode.UNIMPLEMENTED}
+    unserved = {path.split("/")[1] for path in set(rpcs) - served}
+    assert unserved == NOT_EMULATED_YET
+    assert not {path.split("/")[1] for path in served} & NOT_EMULATED_YET
+    # Every RPC the product calls is among them.
+    assert {rpc.path for rpc in RPCS} <= served
+    assert len(served) > 20  # the scan found our services
 
 
 async def test_an_unknown_rpc_is_unimplemented(channel: grpc.aio.Channel) -> None:
