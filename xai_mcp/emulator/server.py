@@ -40,7 +40,7 @@ logger = logging.getLogger(__name__)
 
 # Service modules, each exposing `add(server, env)`. A module that fails to import stops the
 # start: skipping it would leave clients with UNIMPLEMENTED, which reads like a wrong host.
-# tests/emulator/test_core.py checks every service in our protos is served by one of them.
+# tests/emulator/test_services_and_gate.py checks every service in our protos is served by one.
 SERVICE_MODULES: tuple[str, ...] = (
     "xai_mcp.emulator.chat",
     "xai_mcp.emulator.image",
