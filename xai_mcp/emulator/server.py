@@ -47,6 +47,9 @@ SERVICE_MODULES: tuple[str, ...] = (
     "xai_mcp.emulator.batch",
     "xai_mcp.emulator.models",
     "xai_mcp.emulator.misc",
+    "xai_mcp.emulator.files",
+    "xai_mcp.emulator.documents",
+    "xai_mcp.emulator.collections_service",
 )
 
 # xAI's SDK sends and accepts messages up to 20 MiB (base64 images are large).
@@ -62,6 +65,7 @@ _SERVER_OPTIONS: list[tuple[str, Any]] = [
     ("grpc.so_reuseport", 0),
 ]
 _STOP_GRACE = 0.5  # seconds in-flight calls get to finish on stop
+MANAGEMENT_PREFIX = "/collections.Collections/"  # served only with EmulatorConfig.management_key
 _MISSING_KEY = "missing API key: send it as gRPC metadata 'authorization: Bearer <key>' (set XAI_API_KEY)"
 
 
@@ -166,9 +170,10 @@ class _Gate(grpc.aio.ServerInterceptor):
         if handler is None:
             return None  # unknown method: grpc answers UNIMPLEMENTED
         method = handler_call_details.method.rsplit("/", 1)[-1]
+        management = handler_call_details.method.startswith(MANAGEMENT_PREFIX)
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
-                self._wrap_unary(method, handler.unary_unary),
+                self._wrap_unary(method, handler.unary_unary, management=management),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=_passthrough(handler.response_serializer),
             )
@@ -178,11 +183,21 @@ class _Gate(grpc.aio.ServerInterceptor):
                 request_deserializer=handler.request_deserializer,
                 response_serializer=_passthrough(handler.response_serializer),
             )
-        return handler  # no client-streaming RPCs are emulated; leave anything else alone
+        if handler.stream_unary is not None:
+            # The request stream is not read before the gate admits the call (request=None:
+            # nothing is recorded), so a refused upload never transfers its data.
+            return grpc.stream_unary_rpc_method_handler(
+                self._wrap_unary(method, handler.stream_unary, client_stream=True),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=_passthrough(handler.response_serializer),
+            )
+        return handler  # no bidirectional RPCs are emulated; leave anything else alone
 
-    def _wrap_unary(self, method: str, behavior: Callable[..., Any]) -> Callable[..., Any]:
-        async def unary(request: Message, context: grpc.aio.ServicerContext) -> Any:
-            await self._emu._admit(method, request, context)
+    def _wrap_unary(
+        self, method: str, behavior: Callable[..., Any], *, management: bool = False, client_stream: bool = False
+    ) -> Callable[..., Any]:
+        async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            await self._emu._admit(method, None if client_stream else request, context, management=management)
             try:
                 result = behavior(request, context)
                 if inspect.isawaitable(result):
@@ -395,15 +410,36 @@ class Emulator:
 
     # --- the gate ----------------------------------------------------------------------
 
-    async def _admit(self, method: str, request: Message, context: grpc.aio.ServicerContext) -> None:
-        """Count, authenticate and maybe fault one call; abort it or let it through."""
+    async def _admit(
+        self, method: str, request: Message | None, context: grpc.aio.ServicerContext, *, management: bool = False
+    ) -> None:
+        """Count, authenticate and maybe fault one call; abort it or let it through.
+
+        Collections (`management`) take only the management key, every other service refuses
+        it: at xAI they are different hosts with different keys. One port serves both here;
+        the SDK's `management_api_host` simply points at the same address.
+        """
         self.calls[method] += 1
         config = self.config
 
         key = bearer_key(context.invocation_metadata())
         if not key:
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, _MISSING_KEY)
-        if config.api_key is not None and not hmac.compare_digest(key.encode(), config.api_key.encode()):
+        managing = config.management_key is not None and hmac.compare_digest(
+            key.encode(), config.management_key.encode()
+        )
+        if management != managing:
+            await context.abort(
+                grpc.StatusCode.UNAUTHENTICATED,
+                f"{method} needs a management key (XAI_MANAGEMENT_KEY), not an API key"
+                if management
+                else f"{method} needs an API key (XAI_API_KEY); a management key only works for Collections",
+            )
+        if (
+            not management
+            and config.api_key is not None
+            and not hmac.compare_digest(key.encode(), config.api_key.encode())
+        ):
             # Never echo the key: only its redacted form.
             await context.abort(
                 grpc.StatusCode.UNAUTHENTICATED,
@@ -418,7 +454,8 @@ class Emulator:
             await asyncio.sleep(config.latency)
 
         self.handled[method] += 1
-        self._requests[method].append(_copy(request))
+        if request is not None:
+            self._requests[method].append(_copy(request))
 
     def _take_fault(self, method: str, *, after_handler: bool) -> _Injected | None:
         """Use up one injected fault of `method` for this stage of the call, if any."""
