@@ -8,8 +8,8 @@ Answers are derived from the prompt so tests can predict them:
 - server-side tools add notes (``Searched the web.``, ``Searched X.``, ``Executed code.``,
   ``Searched collections: N matches.``); collections_search runs `documents.search` with the
   prompt and cites each matching chunk as ``collections://<collection id>/files/<file id>``;
-- each attached file adds ``Read file <name>: "<first 80 characters of its text>".`` and
-  is cited (see `chat_files`);
+- each attached file adds ``Read file <name>: "<first 80 characters of its text>".`` (just
+  ``Read file <name>.`` when it has no text the emulator can read) and is cited (see `chat_files`);
 - ``n > 1``: output i > 0 ends with `` (variant i)``;
 - JSON formats wrap (JSON_OBJECT: {"reply": text}) or replace (JSON_SCHEMA) the text.
 
@@ -127,7 +127,8 @@ def build_response(
 
     notes: list[str] = []
     for attached in attachments:
-        notes.append(f'Read file {attached.name}: "{attached.snippet}".')
+        quoted = f': "{attached.snippet}"' if attached.snippet else ""  # nothing to quote from a binary file
+        notes.append(f"Read file {attached.name}{quoted}.")
         match = Match(attached.file_id, "", attached.snippet, 0.0, ())
         tally.citations.append(_Citation(url=attached.citation, kind="document", match=match))
     if tools_allowed:

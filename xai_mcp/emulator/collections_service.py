@@ -105,7 +105,7 @@ class CollectionsService(collections_pb2_grpc.CollectionsServicer):
     # --- collections ---------------------------------------------------------------------
 
     async def CreateCollection(
-        self, request: collections_pb2.CreateCollectionRequest, context: grpc.aio.ServicerContext
+        self, request: collections_pb2.CreateCollectionRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> collections_pb2.CollectionMetadata:
         if not request.collection_name.strip():
             raise _invalid("collection_name must not be empty")
@@ -123,7 +123,7 @@ class CollectionsService(collections_pb2_grpc.CollectionsServicer):
         return self._collection_message(collection)
 
     async def ListCollections(
-        self, request: collections_pb2.ListCollectionsRequest, context: grpc.aio.ServicerContext
+        self, request: collections_pb2.ListCollectionsRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> collections_pb2.ListCollectionsResponse:
         items = self.env.collections.all()
         if request.filter.strip():
@@ -142,12 +142,12 @@ class CollectionsService(collections_pb2_grpc.CollectionsServicer):
         return response
 
     async def GetCollectionMetadata(
-        self, request: collections_pb2.GetCollectionMetadataRequest, context: grpc.aio.ServicerContext
+        self, request: collections_pb2.GetCollectionMetadataRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> collections_pb2.CollectionMetadata:
         return self._collection_message(self._collection(request.collection_id))
 
     async def UpdateCollection(
-        self, request: collections_pb2.UpdateCollectionRequest, context: grpc.aio.ServicerContext
+        self, request: collections_pb2.UpdateCollectionRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> collections_pb2.CollectionMetadata:
         collection = self._collection(request.collection_id)
         if request.HasField("collection_name"):
@@ -172,14 +172,14 @@ class CollectionsService(collections_pb2_grpc.CollectionsServicer):
         return self._collection_message(collection)
 
     async def DeleteCollection(
-        self, request: collections_pb2.DeleteCollectionRequest, context: grpc.aio.ServicerContext
+        self, request: collections_pb2.DeleteCollectionRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> empty_pb2.Empty:
         if not self.env.collections.delete(request.collection_id):
             raise Rejected(grpc.StatusCode.NOT_FOUND, f"Collection {request.collection_id!r} not found")
         return _EMPTY
 
     async def GenerateCollectionDescription(
-        self, request: collections_pb2.GenerateCollectionDescriptionRequest, context: grpc.aio.ServicerContext
+        self, request: collections_pb2.GenerateCollectionDescriptionRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> collections_pb2.GenerateCollectionDescriptionResponse:
         collection = self._collection(request.collection_id)
         names = ", ".join(sorted(d.file.filename for d in collection.documents.values())) or "no documents yet"
@@ -190,7 +190,7 @@ class CollectionsService(collections_pb2_grpc.CollectionsServicer):
     # --- documents -----------------------------------------------------------------------
 
     async def AddDocumentToCollection(
-        self, request: collections_pb2.AddDocumentToCollectionRequest, context: grpc.aio.ServicerContext
+        self, request: collections_pb2.AddDocumentToCollectionRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> empty_pb2.Empty:
         collection = self._collection(request.collection_id)
         stored = find(self.env, request.file_id, None)
@@ -207,7 +207,7 @@ class CollectionsService(collections_pb2_grpc.CollectionsServicer):
         return _EMPTY
 
     async def RemoveDocumentFromCollection(
-        self, request: collections_pb2.RemoveDocumentFromCollectionRequest, context: grpc.aio.ServicerContext
+        self, request: collections_pb2.RemoveDocumentFromCollectionRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> empty_pb2.Empty:
         collection = self._collection(request.collection_id)
         self._document(collection, request.file_id)
@@ -215,20 +215,20 @@ class CollectionsService(collections_pb2_grpc.CollectionsServicer):
         return _EMPTY
 
     async def GetDocumentMetadata(
-        self, request: collections_pb2.GetDocumentMetadataRequest, context: grpc.aio.ServicerContext
+        self, request: collections_pb2.GetDocumentMetadataRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> collections_pb2.DocumentMetadata:
         collection = self._collection(request.collection_id)
         return self._document_message(self._document(collection, request.file_id))
 
     async def BatchGetDocuments(
-        self, request: collections_pb2.BatchGetDocumentsRequest, context: grpc.aio.ServicerContext
+        self, request: collections_pb2.BatchGetDocumentsRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> collections_pb2.BatchGetDocumentsResponse:
         collection = self._collection(request.collection_id)
         found = [collection.documents[i] for i in request.file_ids if i in collection.documents]
         return collections_pb2.BatchGetDocumentsResponse(documents=[self._document_message(d) for d in found])
 
     async def ListDocuments(
-        self, request: collections_pb2.ListDocumentsRequest, context: grpc.aio.ServicerContext
+        self, request: collections_pb2.ListDocumentsRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> collections_pb2.ListDocumentsResponse:
         collection = self._collection(request.collection_id)
         order = {id(d): n for n, d in enumerate(collection.documents.values())}
@@ -269,7 +269,7 @@ class CollectionsService(collections_pb2_grpc.CollectionsServicer):
         return True
 
     async def UpdateDocument(
-        self, request: collections_pb2.UpdateDocumentRequest, context: grpc.aio.ServicerContext
+        self, request: collections_pb2.UpdateDocumentRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> collections_pb2.DocumentMetadata:
         collection = self._collection(request.collection_id)
         document = self._document(collection, request.file_id)
@@ -288,7 +288,7 @@ class CollectionsService(collections_pb2_grpc.CollectionsServicer):
         return self._document_message(document)
 
     async def ReIndexDocument(
-        self, request: collections_pb2.ReIndexDocumentRequest, context: grpc.aio.ServicerContext
+        self, request: collections_pb2.ReIndexDocumentRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> empty_pb2.Empty:
         collection = self._collection(request.collection_id)
         document = self._document(collection, request.file_id)

@@ -9,6 +9,7 @@ not change the ranking.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import grpc
 
@@ -48,7 +49,7 @@ class DocumentsService(documents_pb2_grpc.DocumentsServicer):
         self.env = env
 
     async def Search(
-        self, request: documents_pb2.SearchRequest, context: grpc.aio.ServicerContext
+        self, request: documents_pb2.SearchRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> documents_pb2.SearchResponse:
         limit = request.limit if request.HasField("limit") else None
         matches = search(self.env, request.query, list(request.source.collection_ids), limit, "")

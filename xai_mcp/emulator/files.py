@@ -48,7 +48,7 @@ def _invalid(message: str) -> Rejected:
     return Rejected(grpc.StatusCode.INVALID_ARGUMENT, message)
 
 
-def caller(context: grpc.aio.ServicerContext) -> str:
+def caller(context: grpc.aio.ServicerContext[Any, Any]) -> str:
     """The owner tag of the calling key (the gate already checked there is one)."""
     return owner_of(bearer_key(context.invocation_metadata()))
 
@@ -96,8 +96,8 @@ def _matches(stored: StoredFile, expression: str) -> bool:
             except ValueError:
                 raise _invalid(f"filter: size_bytes compares with a number, not {raw}") from None
         elif name == "public_url" and value == "null" and op in ("=", "!="):
+            # "null" stands for "no URL": compare whether there is one with False.
             actual, value = stored.public_url is not None and not _url_expired(stored), False
-            op = "!=" if op == "=" else "="
         else:
             raise _invalid(
                 f"filter: the emulator understands name, content_type, size_bytes and public_url (null), not {name!r}"
@@ -112,7 +112,7 @@ class FilesService(files_pb2_grpc.FilesServicer):
         self.env = env
 
     async def UploadFile(
-        self, request_iterator: AsyncIterator[files_pb2.UploadFileChunk], context: grpc.aio.ServicerContext
+        self, request_iterator: AsyncIterator[files_pb2.UploadFileChunk], context: grpc.aio.ServicerContext[Any, Any]
     ) -> files_pb2.File:
         init: files_pb2.UploadFileInit | None = None
         parts: list[bytes] = []
@@ -139,7 +139,7 @@ class FilesService(files_pb2_grpc.FilesServicer):
         return file_message(stored)
 
     async def ListFiles(
-        self, request: files_pb2.ListFilesRequest, context: grpc.aio.ServicerContext
+        self, request: files_pb2.ListFilesRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> files_pb2.ListFilesResponse:
         items = self.env.files.of(caller(context))
         if request.filter.strip():
@@ -156,11 +156,13 @@ class FilesService(files_pb2_grpc.FilesServicer):
             response.pagination_token = token
         return response
 
-    async def RetrieveFile(self, request: files_pb2.RetrieveFileRequest, context: grpc.aio.ServicerContext) -> Any:
+    async def RetrieveFile(
+        self, request: files_pb2.RetrieveFileRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> Any:
         return file_message(find(self.env, request.file_id, caller(context)))
 
     async def DeleteFile(
-        self, request: files_pb2.DeleteFileRequest, context: grpc.aio.ServicerContext
+        self, request: files_pb2.DeleteFileRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> files_pb2.DeleteFileResponse:
         stored = find(self.env, request.file_id, caller(context))
         _drop_public_url(self.env, stored)
@@ -168,7 +170,7 @@ class FilesService(files_pb2_grpc.FilesServicer):
         return files_pb2.DeleteFileResponse(id=stored.id, deleted=True)
 
     async def RetrieveFileContent(
-        self, request: files_pb2.RetrieveFileContentRequest, context: grpc.aio.ServicerContext
+        self, request: files_pb2.RetrieveFileContentRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[files_pb2.FileContentChunk]:
         stored = find(self.env, request.file_id, caller(context))
         data = stored.data
@@ -185,7 +187,7 @@ class FilesService(files_pb2_grpc.FilesServicer):
             yield files_pb2.FileContentChunk(data=data[start : start + DOWNLOAD_CHUNK])
 
     async def CreatePublicUrl(
-        self, request: files_pb2.CreatePublicUrlRequest, context: grpc.aio.ServicerContext
+        self, request: files_pb2.CreatePublicUrlRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> files_pb2.CreatePublicUrlResponse:
         stored = find(self.env, request.file_id, caller(context))
         if not (stored.mime.startswith(_PUBLIC_PREFIXES) or stored.mime == "application/pdf"):
@@ -207,7 +209,7 @@ class FilesService(files_pb2_grpc.FilesServicer):
         return response
 
     async def RevokePublicUrl(
-        self, request: files_pb2.RevokePublicUrlRequest, context: grpc.aio.ServicerContext
+        self, request: files_pb2.RevokePublicUrlRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> files_pb2.RevokePublicUrlResponse:
         stored = find(self.env, request.file_id, caller(context))
         url = _drop_public_url(self.env, stored)
