@@ -14,8 +14,7 @@ import pytest
 from xai_mcp._pb.v1 import files_pb2, files_pb2_grpc
 from xai_mcp.emulator.server import Emulator
 
-MANAGEMENT_KEY = "xai-mgmt-test-key-0123456789abcdef"
-OTHER_KEY = "xai-other-test-key-0123456789abcdef"
+OTHER_KEY = "xai-other-test-key-0123456789abcdef"  # a second API key: another team's files
 
 
 @asynccontextmanager

@@ -9,6 +9,7 @@ import anyio
 import grpc
 import pytest
 from _files_helpers import OTHER_KEY, http_get, keyed_channel, rejected, upload
+from _secret_scan import WRONG_KEY
 from conftest import TEST_KEY
 
 from xai_mcp._pb.v1 import files_pb2, files_pb2_grpc
@@ -101,7 +102,7 @@ async def test_an_upload_over_the_cap_fails_and_stores_nothing(
 
 async def test_the_gate_covers_uploads(emulator: Emulator, stub: files_pb2_grpc.FilesStub) -> None:
     emulator.config.api_key = TEST_KEY
-    async with keyed_channel(emulator, "xai-wrong-key-000000000000") as wrong:
+    async with keyed_channel(emulator, WRONG_KEY) as wrong:
         code, details = await rejected(upload(files_pb2_grpc.FilesStub(wrong), "a.txt", b"abc"))
     assert code == StatusCode.UNAUTHENTICATED and "Incorrect API key" in details
     emulator.inject("UploadFile", StatusCode.UNAVAILABLE)
