@@ -8,6 +8,7 @@ from _files_helpers import OTHER_KEY, keyed_channel, rejected, upload
 
 from xai_mcp._pb.v1 import chat_pb2, chat_pb2_grpc, files_pb2, files_pb2_grpc
 from xai_mcp.emulator.server import Emulator
+from xai_mcp.emulator.text import count_tokens
 
 StatusCode = grpc.StatusCode
 TEXT = "Quarterly revenue grew 12 percent, driven by   the new widget line.\nCosts stayed flat."
@@ -37,6 +38,8 @@ async def test_a_file_id_is_read_and_cited(chat: chat_pb2_grpc.ChatStub, files: 
     assert content == f'Emulated reply to: Summarise the report Read file report.txt: "{SNIPPET}".'
     assert list(response.citations) == [f"file://{report.id}"]
     assert response.usage.num_sources_used == 1
+    plain = await chat.GetCompletion(ask("Summarise the report"))
+    assert response.usage.prompt_text_tokens - plain.usage.prompt_text_tokens == count_tokens(TEXT)
 
     streamed = [c async for c in chat.GetCompletionChunk(ask("Summarise", chat_pb2.FileContent(file_id=report.id)))]
     assert "Read file report.txt" in "".join(c.outputs[0].delta.content for c in streamed if c.outputs)

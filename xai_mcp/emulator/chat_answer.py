@@ -22,7 +22,8 @@ ticks per search. So::
                       + (completion_tokens + reasoning_tokens) * completion_price
                       + searches * search_price
 
-where `searches` counts the web and X searches that ran (code execution is free here).
+where `searches` counts the web and X searches that ran (code execution and collections search
+are free here), and `prompt_text_tokens` includes the text of attached files.
 """
 
 from __future__ import annotations
@@ -83,6 +84,7 @@ class _Tally:
     completion: int = 0
     reasoning: int = 0
     searches: int = 0
+    attached: int = 0  # prompt tokens of the attached files' text
     tools_used: list[int] = field(default_factory=list)
     citations: list[_Citation] = field(default_factory=list)
 
@@ -129,6 +131,7 @@ def build_response(
     for attached in attachments:
         quoted = f': "{attached.snippet}"' if attached.snippet else ""  # nothing to quote from a binary file
         notes.append(f"Read file {attached.name}{quoted}.")
+        tally.attached += count_tokens(attached.text)  # the model reads the whole file
         match = Match(attached.file_id, "", attached.snippet, 0.0, ())
         tally.citations.append(_Citation(url=attached.citation, kind="document", match=match))
     if tools_allowed:
@@ -353,7 +356,7 @@ def _fill_usage(
     tally: _Tally,
 ) -> None:
     model = checked.model
-    text_tokens = sum(count_tokens(t) for m in conversation for t in message_texts(m))
+    text_tokens = sum(count_tokens(t) for m in conversation for t in message_texts(m)) + tally.attached
     images = sum(1 for m in conversation for part in m.content if part.WhichOneof("content") == "image_url")
     image_tokens = images * IMAGE_TOKENS
     usage.prompt_text_tokens = text_tokens
