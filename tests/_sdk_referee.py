@@ -1,7 +1,9 @@
 """Run the official xai-sdk through its documented usage; print what it got back as JSON.
 
 Runs in a subprocess (its generated protos clash with ours in one process). Reads the target
-from XAI_API_HOST and the key from XAI_API_KEY; uses the SDK's own insecure-channel option.
+from XAI_API_HOST, the key from XAI_API_KEY and the management key from XAI_MANAGEMENT_KEY
+(the emulator serves the management API on the same address); uses the SDK's own
+insecure-channel option.
 """
 
 from __future__ import annotations
@@ -10,12 +12,15 @@ import datetime
 import json
 import os
 import sys
+import tempfile
 import time
+import urllib.request
 
 import grpc
 from xai_sdk import Client
-from xai_sdk.chat import system, tool, user
+from xai_sdk.chat import file, system, tool, user
 from xai_sdk.proto.v6 import embed_pb2, embed_pb2_grpc, sample_pb2, sample_pb2_grpc
+from xai_sdk.tools import collections_search
 
 client = Client(api_key=os.environ["XAI_API_KEY"], api_host=os.environ["XAI_API_HOST"], use_insecure_channel=True)
 out: dict[str, object] = {}
@@ -119,6 +124,77 @@ embedded = embed_pb2_grpc.EmbedderStub(channel).Embed(
     metadata=auth,
 )
 out["embed"] = {"dims": len(embedded.embeddings[0].embeddings[0].float_array)}
+
+# The SDK's insecure channel authenticates only unary-request calls (its AuthInterceptor has no
+# stream-unary hook), so UploadFile would go out without a key. Its other documented local
+# path does authenticate every call: a "localhost:PORT" host gets local channel credentials
+# plus the key as call credentials. Files and Collections go that way.
+local_host = "localhost:" + os.environ["XAI_API_HOST"].rsplit(":", 1)[1]
+client = Client(
+    api_key=os.environ["XAI_API_KEY"],
+    api_host=local_host,
+    management_api_key=os.environ["XAI_MANAGEMENT_KEY"],
+    management_api_host=local_host,
+)
+
+# Files: upload (from bytes, and from a path large enough for several 3 MiB chunks), list, get,
+# content, public URL, delete.
+notes = client.files.upload(b"Penguins live in the southern hemisphere.", filename="penguins.txt")
+with tempfile.NamedTemporaryFile(suffix=".pdf") as big:
+    big.write(b"%PDF-1.4 " + bytes(range(256)) * (28 * 1024))  # 7 MiB
+    big.flush()
+    pdf = client.files.upload(big.name, expires_after=datetime.timedelta(hours=2))
+    big.seek(0)
+    pdf_bytes = big.read()
+listed = client.files.list(order="desc", sort_by="filename")
+public = client.files.create_public_url(pdf.id)
+with urllib.request.urlopen(public.public_url, timeout=10) as served:
+    public_ok = served.read() == pdf_bytes
+out["files"] = {
+    "notes": {"name": notes.filename, "size": notes.size, "id": notes.id},
+    "pdf_size": pdf.size,
+    "pdf_expires_in": pdf.expires_at.seconds - pdf.created_at.seconds,
+    "listed": [f.filename for f in listed.data],
+    "get": client.files.get(notes.id).filename,
+    "content": client.files.content(notes.id).decode(),
+    "pdf_content_ok": client.files.content(pdf.id) == pdf_bytes,
+    "public_url_ok": public_ok,
+    "revoked": client.files.revoke_public_url(pdf.id).revoked,
+    "deleted": client.files.delete(pdf.id).deleted,
+    "after_delete": [f.filename for f in client.files.list().data],
+}
+
+# Chat with a file attachment.
+chat = client.chat.create(model="grok-4")
+chat.append(user("What does this say?", file(notes.id)))
+response = chat.sample()
+out["chat_file"] = {"content": response.content, "citations": list(response.citations)}
+
+# Collections: create, upload a document and wait for indexing, search, chat collections_search.
+collection = client.collections.create(name="referee animals")
+document = client.collections.upload_document(
+    collection.collection_id,
+    name="animals.txt",
+    data=b"Penguins cannot fly. Eagles fly high above the mountains.",
+    wait_for_indexing=True,
+    poll_interval=datetime.timedelta(milliseconds=100),
+    timeout=datetime.timedelta(seconds=20),
+)
+found = client.collections.search("penguins", [collection.collection_id], limit=3, retrieval_mode="keyword")
+chat = client.chat.create(model="grok-4", tools=[collections_search([collection.collection_id])])
+chat.append(user("penguins"))
+answered = chat.sample()
+out["collections"] = {
+    "status": document.status,
+    "listed": [c.collection_name for c in client.collections.list().collections],
+    "documents": [d.file_metadata.name for d in client.collections.list_documents(collection.collection_id).documents],
+    "matches": [(m.file_id == document.file_metadata.file_id, m.chunk_content) for m in found.matches],
+    "chat_citations": list(answered.citations),
+    "collection_id": collection.collection_id,
+    "file_id": document.file_metadata.file_id,
+}
+client.collections.delete(collection.collection_id)
+out["collections"]["after_delete"] = [c.collection_name for c in client.collections.list().collections]
 
 # Errors surface with xAI's codes.
 try:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from conftest import TEST_KEY
+from conftest import MANAGEMENT_KEY, TEST_KEY
 from mcp import Client
 
 from xai_mcp.serve import EMULATOR_KEY
@@ -34,6 +34,8 @@ HTTP_TOKEN = "http-token-for-tests-5f2c"  # XAI_MCP_HTTP_TOKEN in tests/test_htt
 WRONG_KEY = "xai-wrong-key-which-must-stay-secret-42"  # a rejected key (test_channel, test_secret_scan)
 SECRETS: dict[str, str] = {
     "TEST_KEY": TEST_KEY,  # the suite's API key (conftest)
+    "MANAGEMENT_KEY": MANAGEMENT_KEY,  # the suite's management key (conftest)
+    "other key (emulator/_files_helpers.py)": "xai-other-test-key-0123456789abcdef",
     "HTTP_TOKEN": HTTP_TOKEN,
     "EMULATOR_KEY": EMULATOR_KEY,  # what `--emulator` servers send (xai_mcp/serve.py)
     "WRONG_KEY": WRONG_KEY,

@@ -19,6 +19,7 @@ from xai_mcp.server import create_server
 from xai_mcp.settings import Settings
 
 TEST_KEY = "xai-test-key-0123456789abcdef"
+MANAGEMENT_KEY = "xai-mgmt-test-key-0123456789abcdef"  # the emulator's Collections (management) key
 # tests/_secret_scan.py fails any test whose output shows a fake secret; pytester runs it on itself.
 pytest_plugins = ["_secret_scan", "pytester"]
 

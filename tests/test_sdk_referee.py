@@ -11,7 +11,7 @@ from pathlib import Path
 import anyio
 import pytest
 from _secret_scan import scan_process
-from conftest import TEST_KEY
+from conftest import MANAGEMENT_KEY, TEST_KEY
 
 from xai_mcp.emulator import mp4
 from xai_mcp.emulator.config import EmulatorConfig
@@ -22,7 +22,14 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def emulator_config() -> EmulatorConfig:
-    return EmulatorConfig(api_key=TEST_KEY, deferred_seconds=0.3, video_seconds=0.5, batch_seconds=0.2)
+    return EmulatorConfig(
+        api_key=TEST_KEY,
+        management_key=MANAGEMENT_KEY,
+        deferred_seconds=0.3,
+        video_seconds=0.5,
+        batch_seconds=0.2,
+        index_seconds=0.3,
+    )
 
 
 def _download(url: str) -> bytes:
@@ -32,7 +39,7 @@ def _download(url: str) -> bytes:
 
 
 async def _run_sdk(address: str, key: str) -> tuple[int, str, str]:
-    env = {**os.environ, "XAI_API_HOST": address, "XAI_API_KEY": key}
+    env = {**os.environ, "XAI_API_HOST": address, "XAI_API_KEY": key, "XAI_MANAGEMENT_KEY": MANAGEMENT_KEY}
     # The emulator runs in this event loop, so the SDK's subprocess must not block it.
     done = await anyio.run_process([sys.executable, str(SCRIPT)], env=env, check=False)
     scan_process(done.stdout, done.stderr, "the official SDK against the emulator")
@@ -83,6 +90,32 @@ async def test_the_official_sdk_runs_its_documented_usage_against_the_emulator(e
     assert out["raw_sample"]["tokens"] <= 5 and out["raw_sample"]["text"]
     assert out["embed"]["dims"] > 0
     assert out["not_found"] == "NOT_FOUND"
+
+    files = out["files"]
+    notes_id = files["notes"]["id"]
+    assert files["notes"] == {"name": "penguins.txt", "size": 41, "id": notes_id} and notes_id.startswith("file_")
+    assert files["pdf_size"] == 9 + 7 * 1024 * 1024 and files["pdf_expires_in"] == 7200
+    # Sorted by filename, descending: the temporary "tmp....pdf" before "penguins.txt".
+    assert len(files["listed"]) == 2 and files["listed"] == sorted(files["listed"], reverse=True)
+    assert files["listed"][1] == "penguins.txt" and files["listed"][0].endswith(".pdf")
+    assert files["get"] == "penguins.txt" and files["content"] == "Penguins live in the southern hemisphere."
+    assert files["pdf_content_ok"] is files["public_url_ok"] is files["revoked"] is files["deleted"] is True
+    assert files["after_delete"] == ["penguins.txt"]
+    assert emulator.handled["UploadFile"] == 3  # two uploads and upload_document's
+
+    assert out["chat_file"] == {
+        "content": "Emulated reply to: What does this say? "
+        'Read file penguins.txt: "Penguins live in the southern hemisphere.".',
+        "citations": [f"file://{notes_id}"],
+    }
+
+    coll = out["collections"]
+    assert coll["status"] == 2  # DOCUMENT_STATUS_PROCESSED: the SDK waited for indexing
+    assert "referee animals" in coll["listed"] and "referee animals" not in coll["after_delete"]
+    assert coll["documents"] == ["animals.txt"]
+    assert coll["matches"] == [[True, "Penguins cannot fly. Eagles fly high above the mountains."]]
+    assert coll["chat_citations"] == [f"collections://{coll['collection_id']}/files/{coll['file_id']}"]
+    assert emulator.handled["GetDocumentMetadata"] >= 2  # the SDK polled the indexing status
 
     # What the SDK sent reached the emulator as xAI's messages.
     (image_request, *_) = emulator.requests("GenerateImage")

@@ -21,9 +21,10 @@ from dataclasses import dataclass
 import grpc
 
 from xai_mcp._pb.v1 import chat_pb2, chat_pb2_grpc, deferred_pb2
-from xai_mcp.emulator import chat_answer, chat_stream
+from xai_mcp.emulator import chat_answer, chat_files, chat_stream
 from xai_mcp.emulator.chat_validate import message_texts, validate
 from xai_mcp.emulator.env import Env, Rejected
+from xai_mcp.emulator.files import caller
 
 log = logging.getLogger(__name__)
 
@@ -79,21 +80,24 @@ def complete(
     env: Env,
     *,
     history: Sequence[chat_pb2.Message] | None = None,
+    owner: str | None = None,
 ) -> chat_pb2.GetChatCompletionResponse:
     """Answer one chat request, or raise `Rejected` with xAI's status for what is wrong.
 
     `history` is the earlier conversation to prepend; when None it is looked up from
     `previous_response_id` (NOT_FOUND if unknown). With `store_messages` the conversation and
-    the response are stored under the response id.
+    the response are stored under the response id. `owner` is the calling key's tag: attached
+    file ids must be its files (None: any key's, for batches).
     """
     checked = validate(request)
+    attachments = chat_files.resolve(request, env, owner)
     store = _store_for(env)
     if history is None:
         history = (
             store.get(request.previous_response_id).conversation if request.HasField("previous_response_id") else []
         )
     conversation = [*history, *request.messages]
-    response = chat_answer.build_response(request, checked, conversation, len(history), env)
+    response = chat_answer.build_response(request, checked, conversation, len(history), env, attachments=attachments)
     if request.store_messages:
         stored_conversation = [*conversation, chat_answer.answer_message(response)]
         store.put(response.id, _Stored(conversation=stored_conversation, response=response))
@@ -115,13 +119,13 @@ class ChatService(chat_pb2_grpc.ChatServicer):
     async def GetCompletion(
         self, request: chat_pb2.GetCompletionsRequest, context: grpc.aio.ServicerContext
     ) -> chat_pb2.GetChatCompletionResponse:
-        return complete(request, self.env)
+        return complete(request, self.env, owner=caller(context))
 
     async def GetCompletionChunk(
         self, request: chat_pb2.GetCompletionsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[chat_pb2.GetChatCompletionChunk]:
         # The whole answer is computed first, so a bad request fails before any chunk.
-        chunks = chat_stream.split(complete(request, self.env))
+        chunks = chat_stream.split(complete(request, self.env, owner=caller(context)))
         for position, chunk in enumerate(chunks):
             if position:
                 await asyncio.sleep(self.env.config.stream_chunk_delay)  # read per chunk: tests may change it
@@ -138,10 +142,10 @@ class ChatService(chat_pb2_grpc.ChatServicer):
             quiet = chat_pb2.GetCompletionsRequest()
             quiet.CopyFrom(request)
             quiet.store_messages = False
-            complete(quiet, self.env)
+            complete(quiet, self.env, owner=caller(context))
             response = None
         else:
-            response = complete(request, self.env)
+            response = complete(request, self.env, owner=caller(context))
         request_id = chat_answer.new_response_id(self.env)
         self._deferred[request_id] = _Deferred(started=self.env.now(), response=response)
         return deferred_pb2.StartDeferredResponse(request_id=request_id)

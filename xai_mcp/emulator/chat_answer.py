@@ -5,7 +5,11 @@ Answers are derived from the prompt so tests can predict them:
 - plain text: ``Emulated reply to: <last user text, at most 200 chars>``;
 - after a ROLE_TOOL message: ``Emulated reply using tool result: <tool text>``;
 - with stored history: `` (continuing a conversation of N earlier messages)`` is appended;
-- server-side tools add notes (``Searched the web.``, ``Searched X.``, ``Executed code.``);
+- server-side tools add notes (``Searched the web.``, ``Searched X.``, ``Executed code.``,
+  ``Searched collections: N matches.``); collections_search runs `documents.search` with the
+  prompt and cites each matching chunk as ``collections://<collection id>/files/<file id>``;
+- each attached file adds ``Read file <name>: "<first 80 characters of its text>".`` (just
+  ``Read file <name>.`` when it has no text the emulator can read) and is cited (see `chat_files`);
 - ``n > 1``: output i > 0 ends with `` (variant i)``;
 - JSON formats wrap (JSON_OBJECT: {"reply": text}) or replace (JSON_SCHEMA) the text.
 
@@ -18,7 +22,8 @@ ticks per search. So::
                       + (completion_tokens + reasoning_tokens) * completion_price
                       + searches * search_price
 
-where `searches` counts the web and X searches that ran (code execution is free here).
+where `searches` counts the web and X searches that ran (code execution and collections search
+are free here), and `prompt_text_tokens` includes the text of attached files.
 """
 
 from __future__ import annotations
@@ -31,9 +36,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from xai_mcp._pb.v1 import chat_pb2, sample_pb2, usage_pb2
-from xai_mcp.emulator import jsonschema_gen
+from xai_mcp.emulator import documents, jsonschema_gen
+from xai_mcp.emulator.chat_files import Attachment
 from xai_mcp.emulator.chat_validate import Checked, message_texts
 from xai_mcp.emulator.env import Env
+from xai_mcp.emulator.rag_store import Match
 from xai_mcp.emulator.text import count_tokens, tokenize
 
 PROMPT_CHARS = 200
@@ -66,7 +73,8 @@ _SERVER_TOOLS: dict[str, tuple[int, int, str, str]] = {
 @dataclass
 class _Citation:
     url: str
-    kind: str  # "web" or "x"
+    kind: str  # "web", "x", or "document" (a collection chunk or an attached file)
+    match: Match | None = None  # what a "document" citation points at
 
 
 @dataclass
@@ -76,6 +84,7 @@ class _Tally:
     completion: int = 0
     reasoning: int = 0
     searches: int = 0
+    attached: int = 0  # prompt tokens of the attached files' text
     tools_used: list[int] = field(default_factory=list)
     citations: list[_Citation] = field(default_factory=list)
 
@@ -103,6 +112,8 @@ def build_response(
     conversation: Sequence[chat_pb2.Message],
     history_len: int,
     env: Env,
+    *,
+    attachments: Sequence[Attachment] = (),
 ) -> chat_pb2.GetChatCompletionResponse:
     """Answer `request`; `conversation` is the stored history (`history_len` messages) + its messages."""
     prompt = last_user_text(conversation)
@@ -117,10 +128,20 @@ def build_response(
     response.created.FromNanoseconds(int(env.wall() * 1e9))
 
     notes: list[str] = []
+    for attached in attachments:
+        quoted = f': "{attached.snippet}"' if attached.snippet else ""  # nothing to quote from a binary file
+        notes.append(f"Read file {attached.name}{quoted}.")
+        tally.attached += count_tokens(attached.text)  # the model reads the whole file
+        match = Match(attached.file_id, "", attached.snippet, 0.0, ())
+        tally.citations.append(_Citation(url=attached.citation, kind="document", match=match))
     if tools_allowed:
         for tool in request.tools:
             kind = tool.WhichOneof("tool")
-            if kind in _SERVER_TOOLS:
+            if kind == "collections_search":
+                found, count = _collections_output(tool.collections_search, prompt, len(response.outputs), env, tally)
+                response.outputs.append(found)
+                notes.append(f"Searched collections: {count} matches.")
+            elif kind in _SERVER_TOOLS:
                 response.outputs.append(_server_tool_output(kind, prompt, len(response.outputs), env, tally))
                 notes.append(_SERVER_TOOLS[kind][3])
 
@@ -177,6 +198,32 @@ def _server_tool_output(kind: str, prompt: str, index: int, env: Env, tally: _Ta
         finish_reason=sample_pb2.REASON_TOOL_CALLS,
         message=chat_pb2.CompletionMessage(role=chat_pb2.ROLE_ASSISTANT, tool_calls=[call]),
     )
+
+
+def _collections_output(
+    search: chat_pb2.CollectionsSearch, prompt: str, index: int, env: Env, tally: _Tally
+) -> tuple[chat_pb2.CompletionOutput, int]:
+    """Run the collections_search tool with the prompt as its query; cite every match."""
+    limit = search.limit if search.HasField("limit") else None
+    matches = documents.search(env, prompt, list(search.collection_ids), limit, "tools.collections_search.")
+    for match in matches:
+        url = f"collections://{match.collection_ids[0]}/files/{match.file_id}"
+        tally.citations.append(_Citation(url=url, kind="document", match=match))
+    tally.tools_used.append(usage_pb2.SERVER_SIDE_TOOL_COLLECTIONS_SEARCH)
+    encoded = json.dumps({"query": prompt, "collection_ids": list(search.collection_ids)})
+    tally.completion += count_tokens(encoded)
+    call = chat_pb2.ToolCall(
+        id=_call_id(env),
+        type=chat_pb2.TOOL_CALL_TYPE_COLLECTIONS_SEARCH_TOOL,
+        status=chat_pb2.TOOL_CALL_STATUS_COMPLETED,
+        function=chat_pb2.FunctionCall(name="collections_search", arguments=encoded),
+    )
+    output = chat_pb2.CompletionOutput(
+        index=index,
+        finish_reason=sample_pb2.REASON_TOOL_CALLS,
+        message=chat_pb2.CompletionMessage(role=chat_pb2.ROLE_ASSISTANT, tool_calls=[call]),
+    )
+    return output, len(matches)
 
 
 def _call_id(env: Env) -> str:
@@ -250,8 +297,16 @@ def _text_output(
                 inline = message.citations.add(id=str(number), start_index=len(content))
                 content += marker
                 inline.end_index = len(content)
-                target = inline.web_citation if citation.kind == "web" else inline.x_citation
-                target.url = citation.url
+                if citation.match is not None:
+                    found = citation.match
+                    inline.collections_citation.file_id = found.file_id
+                    inline.collections_citation.chunk_id = found.chunk_id
+                    inline.collections_citation.chunk_content = found.chunk_content
+                    inline.collections_citation.score = found.score
+                    inline.collections_citation.collection_ids.extend(found.collection_ids)
+                else:
+                    target = inline.web_citation if citation.kind == "web" else inline.x_citation
+                    target.url = citation.url
 
     content, finish = _limit(content, request)
     # A truncated answer keeps only the citations whose marker survived whole.
@@ -301,7 +356,7 @@ def _fill_usage(
     tally: _Tally,
 ) -> None:
     model = checked.model
-    text_tokens = sum(count_tokens(t) for m in conversation for t in message_texts(m))
+    text_tokens = sum(count_tokens(t) for m in conversation for t in message_texts(m)) + tally.attached
     images = sum(1 for m in conversation for part in m.content if part.WhichOneof("content") == "image_url")
     image_tokens = images * IMAGE_TOKENS
     usage.prompt_text_tokens = text_tokens

@@ -12,7 +12,8 @@ def add_parser(sub: Any) -> None:
         help="run the local xAI-compatible gRPC emulator",
         description=(
             "Run a local gRPC server that speaks xAI's API (chat, images, video, batches, models, "
-            "tokenize, sampling, embeddings) deterministically, on loopback. Point xai-mcp or the "
+            "tokenize, sampling, embeddings, files, document search, and collections with --management-key) "
+            "deterministically, on loopback. Point xai-mcp or the "
             "official xai-sdk at it: XAI_API_HOST=127.0.0.1:PORT XAI_MCP_INSECURE=1 XAI_API_KEY=any."
         ),
         epilog="example:\n  xai-mcp emulator --port 50051 --api-key test-key --video-seconds 3",
@@ -21,6 +22,11 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=50051, help="port (default 50051; 0 picks a free one)")
     p.add_argument("--api-key", help="accept only this key (default: any non-empty key)")
+    p.add_argument(
+        "--management-key",
+        help="serve the Collections management API, accepting only this key there (and refusing it elsewhere)",
+    )
+    p.add_argument("--index-seconds", type=float, default=2.0, help="how long a collection document takes to index")
     p.add_argument("--deferred-seconds", type=float, default=2.0, help="how long deferred chats stay pending")
     p.add_argument("--video-seconds", type=float, default=8.0, help="how long a video takes")
     p.add_argument("--batch-seconds", type=float, default=2.0, help="how long a batch request takes")
@@ -40,6 +46,8 @@ def run_from_args(args: argparse.Namespace) -> int:
             host=args.host,
             port=args.port,
             api_key=args.api_key,
+            management_key=args.management_key,
+            index_seconds=args.index_seconds,
             deferred_seconds=args.deferred_seconds,
             video_seconds=args.video_seconds,
             batch_seconds=args.batch_seconds,

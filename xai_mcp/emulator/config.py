@@ -19,11 +19,16 @@ class EmulatorConfig:
     host: str = "127.0.0.1"
     port: int = 0  # 0: pick a free port
     api_key: str | None = None  # None: accept any non-empty key
+    # The Collections (management) service is served only with a management key; it then
+    # accepts only that key, and every other service refuses it (see server.py).
+    management_key: str | None = None
     # Timing of long jobs, in seconds.
     deferred_seconds: float = 2.0  # a deferred chat stays PENDING this long
     video_seconds: float = 8.0  # a video reports progress 0..100 over this long
     batch_seconds: float = 2.0  # each batch request completes this long after it is added
     stream_chunk_delay: float = 0.0  # pause between streamed chunks
+    index_seconds: float = 2.0  # a document added to a collection reads PROCESSING this long
+    max_file_bytes: int = 64 * 1024 * 1024  # uploads above this fail (xAI allows 512 MB)
     # Faults.
     latency: float = 0.0  # added before every call is handled
     fail_first: int = 0  # the first N calls of each method fail with UNAVAILABLE

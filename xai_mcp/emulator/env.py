@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 import grpc
 
 from xai_mcp.emulator.config import EmulatorConfig
+from xai_mcp.emulator.file_store import FileStore
+from xai_mcp.emulator.rag_store import CollectionStore
 
 
 @dataclass
@@ -23,22 +25,35 @@ class MediaStore:
 
     base_url: str = ""
     items: dict[str, tuple[bytes, str]] = field(default_factory=dict)  # name -> (data, mime type)
+    expiry: dict[str, float] = field(default_factory=dict)  # name -> wall-clock end of serving
     _counter: itertools.count[int] = field(default_factory=itertools.count)
 
-    def put(self, data: bytes, mime: str, suffix: str) -> str:
-        """Store `data` and return the URL it is served at."""
+    def put(self, data: bytes, mime: str, suffix: str, *, expires_at: float | None = None) -> str:
+        """Store `data` and return the URL it is served at (until `expires_at`, if given)."""
         name = f"{next(self._counter):06d}{suffix}"
         self.items[name] = (data, mime)
+        if expires_at is not None:
+            self.expiry[name] = expires_at
         return f"{self.base_url}/media/{name}"
 
     def get(self, name: str) -> tuple[bytes, str] | None:
+        if name in self.expiry and time.time() >= self.expiry[name]:
+            self.remove(name)
         return self.items.get(name)
+
+    def remove(self, name_or_url: str) -> None:
+        """Stop serving an item (by its name or the URL `put` returned)."""
+        name = name_or_url.rsplit("/media/", 1)[-1]
+        self.items.pop(name, None)
+        self.expiry.pop(name, None)
 
 
 @dataclass
 class Env:
     config: EmulatorConfig
     media: MediaStore = field(default_factory=MediaStore)
+    files: FileStore = field(default_factory=FileStore)  # the Files API, per API key
+    collections: CollectionStore = field(default_factory=CollectionStore)  # the team's collections
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock)
 

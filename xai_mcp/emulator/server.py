@@ -48,6 +48,9 @@ SERVICE_MODULES: tuple[str, ...] = (
     "xai_mcp.emulator.batch",
     "xai_mcp.emulator.models",
     "xai_mcp.emulator.misc",
+    "xai_mcp.emulator.files",
+    "xai_mcp.emulator.documents",
+    "xai_mcp.emulator.collections_service",
 )
 
 # xAI's SDK sends and accepts messages up to 20 MiB (base64 images are large).
@@ -63,6 +66,7 @@ _SERVER_OPTIONS: list[tuple[str, Any]] = [
     ("grpc.so_reuseport", 0),
 ]
 _STOP_GRACE = 0.5  # seconds in-flight calls get to finish on stop
+MANAGEMENT_PREFIX = "/collections.Collections/"  # served only with EmulatorConfig.management_key
 _MISSING_KEY = "missing API key: send it as gRPC metadata 'authorization: Bearer <key>' (set XAI_API_KEY)"
 
 
@@ -165,18 +169,21 @@ class _Gate(grpc.aio.ServerInterceptor):
         # Every kind of RPC passes the gate: unary or streaming requests, unary or streaming answers.
         streams = (handler.request_streaming, handler.response_streaming)
         kind = "_".join("stream" if streaming else "unary" for streaming in streams)  # e.g. "stream_unary"
+        management = handler_call_details.method.startswith(MANAGEMENT_PREFIX)
         wrap = self._wrap_stream if handler.response_streaming else self._wrap_unary
         make_handler = getattr(grpc, f"{kind}_rpc_method_handler")
         handler_out: grpc.RpcMethodHandler[Any, Any] = make_handler(
-            wrap(method, getattr(handler, kind), streaming_request=handler.request_streaming),
+            wrap(method, getattr(handler, kind), streaming_request=handler.request_streaming, management=management),
             request_deserializer=handler.request_deserializer,
             response_serializer=_passthrough(handler.response_serializer),
         )
         return handler_out
 
-    def _wrap_unary(self, method: str, behavior: Callable[..., Any], *, streaming_request: bool) -> Callable[..., Any]:
+    def _wrap_unary(
+        self, method: str, behavior: Callable[..., Any], *, streaming_request: bool, management: bool = False
+    ) -> Callable[..., Any]:
         async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            await self._emu._admit(method, context)
+            await self._emu._admit(method, context, management=management)
             request = self._emu._record(method, request, streaming=streaming_request)
             try:
                 result = behavior(request, context)
@@ -195,9 +202,11 @@ class _Gate(grpc.aio.ServerInterceptor):
 
         return unary
 
-    def _wrap_stream(self, method: str, behavior: Callable[..., Any], *, streaming_request: bool) -> Callable[..., Any]:
+    def _wrap_stream(
+        self, method: str, behavior: Callable[..., Any], *, streaming_request: bool, management: bool = False
+    ) -> Callable[..., Any]:
         async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            await self._emu._admit(method, context)
+            await self._emu._admit(method, context, management=management)
             request = self._emu._record(method, request, streaming=streaming_request)
             record = self._emu._open_stream(method, context)
             fault = self._emu._take_fault(method, after_handler=True)
@@ -394,15 +403,34 @@ class Emulator:
 
     # --- the gate ----------------------------------------------------------------------
 
-    async def _admit(self, method: str, context: grpc.aio.ServicerContext) -> None:
-        """Count, authenticate and maybe fault one call; abort it or let it through."""
+    async def _admit(self, method: str, context: grpc.aio.ServicerContext, *, management: bool = False) -> None:
+        """Count, authenticate and maybe fault one call; abort it or let it through.
+
+        Collections (`management`) take only the management key, every other service refuses
+        it: at xAI they are different hosts with different keys. One port serves both here;
+        the SDK's `management_api_host` simply points at the same address.
+        """
         self.calls[method] += 1
         config = self.config
 
         key = bearer_key(context.invocation_metadata())
         if not key:
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, _MISSING_KEY)
-        if config.api_key is not None and not hmac.compare_digest(key.encode(), config.api_key.encode()):
+        managing = config.management_key is not None and hmac.compare_digest(
+            key.encode(), config.management_key.encode()
+        )
+        if management != managing:
+            await context.abort(
+                grpc.StatusCode.UNAUTHENTICATED,
+                f"{method} needs a management key (XAI_MANAGEMENT_KEY), not an API key"
+                if management
+                else f"{method} needs an API key (XAI_API_KEY); a management key only works for Collections",
+            )
+        if (
+            not management
+            and config.api_key is not None
+            and not hmac.compare_digest(key.encode(), config.api_key.encode())
+        ):
             # Never echo the key: only its redacted form.
             await context.abort(
                 grpc.StatusCode.UNAUTHENTICATED,
