@@ -1,4 +1,5 @@
-"""Running the server: stdio (with clean shutdown on EOF, SIGINT, SIGTERM) or streamable HTTP."""
+"""Running the server: stdio (with clean shutdown on EOF, SIGINT, SIGTERM) or streamable HTTP
+(the SDK's app behind `http_app.HttpGuard`, on a uvicorn configured in `http_server`)."""
 
 from __future__ import annotations
 
@@ -7,14 +8,23 @@ import os
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import anyio
 from mcp.server.transport_security import TransportSecuritySettings
 from pydantic import SecretStr
 
+from xai_mcp.rpc import open_channel
 from xai_mcp.server import create_server
 from xai_mcp.settings import ConfigError, Settings, is_loopback
 from xai_mcp.tools import parse_toolsets
+
+if TYPE_CHECKING:  # the HTTP stack is imported only when serving HTTP: stdio starts faster without it
+    import uvicorn
+    from starlette.applications import Starlette
+
+    from xai_mcp.http_app import ReadinessCheck
 
 log = logging.getLogger(__name__)
 
@@ -74,27 +84,69 @@ def http_security(host: str, extra_hosts: str) -> TransportSecuritySettings:
 
 
 def check_http_bind(host: str, settings: Settings) -> None:
-    if not is_loopback(host) and settings.http_token is None:
+    """Refuse weak tokens, and an open (token-less) server anywhere but loopback."""
+    if not settings.http_tokens() and not is_loopback(host):
         raise ConfigError(
             f"refusing to serve HTTP on {host} without a token: set XAI_MCP_HTTP_TOKEN (clients then send "
             "'Authorization: Bearer <token>'), or bind to 127.0.0.1"
         )
 
 
+@dataclass
+class HttpService:
+    """The HTTP service, assembled. Hooks for operators' code: `server.should_exit = True` starts a
+    graceful shutdown (uvicorn sets it on SIGINT/SIGTERM; `/readyz` answers 503 from then on), and
+    `readiness` takes more async checks (e.g. a state store's ping)."""
+
+    app: Starlette
+    server: uvicorn.Server
+    readiness: list[ReadinessCheck]
+
+    async def serve(self) -> None:
+        await self.server.serve()
+
+
+def build_http_service(settings: Settings, *, host: str, port: int) -> HttpService:
+    from xai_mcp.http_app import MCP_PATH, ChannelWatch, HttpGuard
+    from xai_mcp.http_server import HttpLimits, uvicorn_server
+
+    limits = HttpLimits.from_settings(settings)
+    watch = ChannelWatch(open_channel)
+    mcp = create_server(
+        settings, toolsets=parse_toolsets(settings.toolsets), read_only=settings.read_only, channel_factory=watch.open
+    )
+    app = mcp.streamable_http_app(
+        streamable_http_path=MCP_PATH,
+        stateless_http=True,
+        transport_security=http_security(host, settings.http_allowed_hosts),
+        max_request_body_size=limits.max_body,  # ours answers first, with a clearer message
+        host=host,
+    )
+    server = uvicorn_server(app, host=host, port=port, limits=limits)
+
+    async def not_stopping() -> str | None:
+        return "shutting down" if server.should_exit else None
+
+    readiness: list[ReadinessCheck] = [not_stopping, watch]
+    app.add_middleware(HttpGuard, max_body=limits.max_body, readiness=readiness)
+    return HttpService(app=app, server=server, readiness=readiness)
+
+
 async def serve_http(settings: Settings, *, host: str, port: int, emulator: bool = False) -> None:
     """Serve streamable HTTP at http://host:port/mcp. Stateless, so replicas scale out freely."""
+    from xai_mcp.http_app import MCP_PATH
+    from xai_mcp.http_server import HttpLimits, ensure_open_files, install_repeat_filter
+
     check_http_bind(host, settings)
+    ensure_open_files(HttpLimits.from_settings(settings))
+    install_repeat_filter()
     async with backend(settings, emulator=emulator) as effective:
-        server = create_server(effective, toolsets=parse_toolsets(effective.toolsets), read_only=effective.read_only)
+        service = build_http_service(effective, host=host, port=port)
         log.warning(
-            "serving MCP over HTTP at http://%s:%d/mcp%s",
+            "serving MCP over HTTP at http://%s:%d%s%s (probes: /healthz, /readyz)",
             host,
             port,
-            " (bearer token required)" if effective.http_token else "",
+            MCP_PATH,
+            " (bearer token required)" if effective.http_token or effective.http_token_file else "",
         )
-        await server.run_streamable_http_async(
-            host=host,
-            port=port,
-            stateless_http=True,
-            transport_security=http_security(host, settings.http_allowed_hosts),
-        )
+        await service.serve()

@@ -64,13 +64,18 @@ ChannelFactory = Callable[[Settings], grpc.aio.Channel]
 
 
 class SharedToken(TokenVerifier):
-    """Accepts exactly one bearer token, compared in constant time."""
+    """Accepts any of a few shared bearer tokens (several while rotating), compared in constant time."""
 
-    def __init__(self, token: str) -> None:
-        self._token = token.encode()
+    def __init__(self, tokens: Sequence[str]) -> None:
+        if not tokens:
+            raise ValueError("SharedToken needs at least one token")
+        self._tokens = [t.encode() for t in tokens]
 
     async def verify_token(self, token: str) -> AccessToken | None:
-        if hmac.compare_digest(token.encode(), self._token):
+        offered = token.encode()
+        # Compare against every token, with no early exit: timing tells nothing about which matched.
+        matched = [hmac.compare_digest(offered, known) for known in self._tokens]
+        if any(matched):
             return AccessToken(token="[shared]", client_id="shared-token", scopes=["xai-mcp"])
         return None
 
@@ -86,7 +91,7 @@ def create_server(
     """The xai-mcp server. Settings are checked now, so a bad key or host fails at start-up.
 
     `closed` is set once the lifespan has closed the channel (the CLI waits for it on signals).
-    With `settings.http_token`, HTTP requests must carry it as a bearer token.
+    With `settings.http_tokens()`, HTTP requests must carry one of them as a bearer token.
     """
     settings.key()
     settings.target()
@@ -110,9 +115,9 @@ def create_server(
                 closed.set()
 
     auth: dict[str, Any] = {}
-    if settings.http_token is not None:
+    if tokens := settings.http_tokens():
         auth = {
-            "token_verifier": SharedToken(settings.http_token.get_secret_value()),
+            "token_verifier": SharedToken(tokens),
             "auth": AuthSettings(issuer_url="http://127.0.0.1", resource_server_url=None, required_scopes=["xai-mcp"]),
         }
     server = MCPServer(

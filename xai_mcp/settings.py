@@ -13,6 +13,8 @@ from xai_mcp.errors import UserError
 from xai_mcp.tools import TOOLSETS
 
 DEFAULT_HOST = "api.x.ai:443"
+MIN_TOKEN_LENGTH = 32
+_MAKE_TOKEN = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
 
 
 class ConfigError(UserError):
@@ -98,8 +100,33 @@ class Settings(BaseSettings):
     read_only: Annotated[bool, Field(description="Serve only tools that spend nothing and change nothing.")] = False
     http_token: Annotated[
         SecretStr | None,
-        Field(description="Bearer token HTTP clients must send; required to bind HTTP to a non-loopback address."),
+        Field(
+            description="Bearer token(s) HTTP clients must send, comma-separated to accept several while "
+            "rotating (each at least 32 characters); required to bind HTTP to a non-loopback address."
+        ),
     ] = None
+    http_token_file: Annotated[
+        Path | None,
+        Field(description="File of accepted bearer tokens, one per line ('#' starts a comment); adds to http_token."),
+    ] = None
+    http_max_body_mb: Annotated[
+        int, Field(ge=1, le=1024, description="Largest HTTP request body accepted, in MiB (larger ones get 413).")
+    ] = 64
+    http_max_connections: Annotated[
+        int,
+        Field(ge=1, le=100_000, description="Open HTTP connections served at once; more are answered 503 and closed."),
+    ] = 256
+    http_header_timeout: Annotated[
+        float,
+        Field(gt=0, le=600, description="Seconds a client may take to send a request's headers before it is cut off."),
+    ] = 10.0
+    http_keep_alive_timeout: Annotated[
+        float, Field(gt=0, le=3600, description="Seconds an idle keep-alive HTTP connection is kept open.")
+    ] = 5.0
+    http_shutdown_timeout: Annotated[
+        float,
+        Field(ge=0, le=3600, description="Seconds running HTTP requests get to finish on shutdown before being cut."),
+    ] = 30.0
     http_allowed_hosts: Annotated[
         str, Field(description="Extra Host header values (comma-separated, e.g. mcp.example.com:*) accepted over HTTP.")
     ] = ""
@@ -127,3 +154,37 @@ class Settings(BaseSettings):
                 f"not {host!r}: the API key must never cross a network unencrypted. Unset XAI_MCP_INSECURE."
             )
         return host, port
+
+    def http_tokens(self) -> list[str]:
+        """The accepted bearer tokens (none: HTTP is open), or a ConfigError naming what is wrong."""
+        found: list[tuple[str, str]] = []  # (where it came from, token)
+        if self.http_token is not None:
+            raw = self.http_token.get_secret_value()
+            parts = [t.strip() for t in raw.split(",")]
+            if not any(parts):
+                raise ConfigError(
+                    f"XAI_MCP_HTTP_TOKEN is set but empty: set a strong token ({_MAKE_TOKEN}), or unset it"
+                )
+            found += [(f"XAI_MCP_HTTP_TOKEN entry {i}", t) for i, t in enumerate(parts, 1) if t]
+        if self.http_token_file is not None:
+            source = f"XAI_MCP_HTTP_TOKEN_FILE ({self.http_token_file})"
+            try:
+                lines = self.http_token_file.read_text(encoding="utf-8").splitlines()
+            except (OSError, UnicodeDecodeError) as err:
+                raise ConfigError(f"{source} cannot be read: {getattr(err, 'strerror', None) or err}") from None
+            from_file = [
+                (f"{source} line {n}", line.strip())
+                for n, line in enumerate(lines, 1)
+                if line.strip() and not line.strip().startswith("#")
+            ]
+            if not from_file:
+                raise ConfigError(f"{source} holds no token: write one per line ({_MAKE_TOKEN})")
+            found += from_file
+        for where, token in found:
+            # The token itself never goes into a message: only its place and length.
+            if len(token) < MIN_TOKEN_LENGTH or any(c.isspace() for c in token):
+                raise ConfigError(
+                    f"{where} is too weak: a token needs at least {MIN_TOKEN_LENGTH} characters and no spaces "
+                    f"(this one has {len(token)}). Generate one with: {_MAKE_TOKEN}"
+                )
+        return [token for _, token in found]

@@ -1,0 +1,170 @@
+"""The ASGI side of the HTTP service: the SDK's MCP app behind probes, a GET answer and a body limit.
+
+- `GET /healthz`: the process answers (200 `ok`). `GET /readyz`: 200 `ready` when every readiness
+  check passes, else 503 with the first failing check's reason. Both are unauthenticated, cheap,
+  and not access-logged (uvicorn's access log is off).
+- `GET /mcp`: the server is stateless and offers no server-to-client event stream, so it answers
+  405 at once, as the MCP spec has such a server do. The SDK would open a stream on which nothing
+  is ever sent, and a load balancer probing `/mcp` would hold that connection for ever.
+- Request bodies over the limit get 413 with a JSON-RPC error naming the limit and the setting
+  that raises it (the MCP client shows a JSON-RPC error body to the caller; a bare 413 became an
+  opaque "Server returned an error response"). The declared Content-Length is checked first, then
+  bytes are counted as they arrive, so a chunked upload cannot get past it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+
+import grpc
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger(__name__)
+
+# A readiness check returns None when ready, or a short reason (one line, no secrets) when not.
+ReadinessCheck = Callable[[], Awaitable[str | None]]
+
+MCP_PATH = "/mcp"
+BODY_LIMIT_SETTING = "XAI_MCP_HTTP_MAX_BODY_MB"
+
+
+class ChannelWatch:
+    """Knows the server's gRPC channel (it opens it, as `create_server`'s channel factory) and
+    tells whether xAI is usable on it.
+
+    Ready unless the channel is in TRANSIENT_FAILURE (xAI unreachable: connection refused, DNS or
+    TLS failing; gRPC keeps the state until a reconnect succeeds) or SHUTDOWN. IDLE and CONNECTING
+    count as ready: an idle channel reconnects on the first call (and the probe itself asks it to),
+    and a call waits out a short connect (rpc.CONNECT_WAIT); failing the probe for them would take
+    a healthy, quiet replica out of rotation.
+    """
+
+    def __init__(self, factory: Callable[..., grpc.aio.Channel]) -> None:
+        self._factory = factory
+        self.channel: grpc.aio.Channel | None = None
+
+    def open(self, *args: object) -> grpc.aio.Channel:
+        self.channel = self._factory(*args)
+        return self.channel
+
+    async def __call__(self) -> str | None:
+        if self.channel is None:
+            return "starting: the xAI channel is not open yet"
+        state = self.channel.get_state(try_to_connect=True)
+        if state is grpc.ChannelConnectivity.TRANSIENT_FAILURE:
+            return "xAI is unreachable: the gRPC channel is in TRANSIENT_FAILURE"
+        if state is grpc.ChannelConnectivity.SHUTDOWN:
+            return "the xAI channel is shut down"
+        return None
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class HttpGuard:
+    """Pure ASGI middleware; install it inside Starlette's error middleware (`add_middleware`), so
+    a body found too large while the SDK reads it is answered 413 here, not 500 there."""
+
+    def __init__(self, app: ASGIApp, *, max_body: int, readiness: Sequence[ReadinessCheck]) -> None:
+        self.app = app
+        self.max_body = max_body
+        self.readiness = readiness
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path, method = scope["path"], scope["method"]
+        if path == "/healthz" and method in ("GET", "HEAD"):
+            await _plain(send, 200, "ok\n")
+            return
+        if path == "/readyz" and method in ("GET", "HEAD"):
+            reason = await self._not_ready()
+            await _plain(send, 503 if reason else 200, f"{reason or 'ready'}\n")
+            return
+        if path == MCP_PATH and method == "GET":
+            await _plain(send, 405, "this stateless server offers no event stream: POST JSON-RPC here\n", allow="POST")
+            return
+        await self._limited(scope, receive, send)
+
+    async def _not_ready(self) -> str | None:
+        for check in self.readiness:
+            try:
+                reason = await check()
+            except Exception as err:  # a broken check must say so, not crash the probe
+                log.warning("readiness check %r failed", check, exc_info=True)
+                reason = f"readiness check error: {type(err).__name__}"
+            if reason:
+                return reason
+        return None
+
+    async def _limited(self, scope: Scope, receive: Receive, send: Send) -> None:
+        declared = _content_length(scope)
+        if declared is not None and declared > self.max_body:
+            await self._too_large(send, declared)
+            return
+        received = 0
+        started = False
+
+        async def counted_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body:
+                    raise BodyTooLarge
+            return message
+
+        async def tracked_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted_receive, tracked_send)
+        except BodyTooLarge:
+            if started:  # cannot happen with the SDK (it reads the whole body first); be safe anyway
+                raise
+            await self._too_large(send, None)
+
+    async def _too_large(self, send: Send, size: int | None) -> None:
+        limit_mb = self.max_body // (1024 * 1024)
+        sent = f"is {size} bytes, over" if size is not None else "is over"
+        message = (
+            f"request body {sent} this server's limit of {limit_mb} MiB: send smaller or fewer inline "
+            f"images (or pass them as URLs), or ask the operator to raise {BODY_LIMIT_SETTING}"
+        )
+        log.warning("refused an HTTP request body: %s", message)
+        body = json.dumps({"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": message}})
+        await _respond(send, 413, body.encode(), "application/json", extra=[(b"connection", b"close")])
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None  # h11 refuses a malformed length before we see it
+    return None
+
+
+async def _plain(send: Send, status: int, text: str, *, allow: str | None = None) -> None:
+    extra = [(b"allow", allow.encode())] if allow else []
+    await _respond(send, status, text.encode(), "text/plain; charset=utf-8", extra=extra)
+
+
+async def _respond(
+    send: Send, status: int, body: bytes, content_type: str, *, extra: list[tuple[bytes, bytes]]
+) -> None:
+    headers = [
+        (b"content-type", content_type.encode()),
+        (b"content-length", str(len(body)).encode()),
+        (b"cache-control", b"no-store"),
+        *extra,
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

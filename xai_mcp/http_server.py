@@ -1,0 +1,205 @@
+"""The socket side of the HTTP service: uvicorn, configured and guarded by us.
+
+What uvicorn offers and what it lacks (uvicorn 0.3x, h11 protocol):
+- `timeout_keep_alive` closes a connection idle *between* requests; nothing times the first
+  request's headers, so a client that connects and sends nothing (or a header a byte at a time)
+  holds its socket for ever. `GuardedH11Protocol` adds that header timeout.
+- `limit_concurrency` answers 503, but only once a whole request has arrived, and it never stops
+  accepting: idle connections still pile up until accept() fails with EMFILE. The guarded
+  protocol also caps open connections: one over the cap is answered 503 and closed at once.
+- `backlog` sets how many connections asyncio accepts per wake-up as well as the listen queue;
+  it is kept small so a burst cannot open many more sockets than the cap before they are closed.
+- `h11_max_incomplete_event_size` bounds the header bytes buffered per connection (400 on excess).
+- Slow *bodies* have no timeout in uvicorn; the connection cap bounds how many there can be.
+- No log flood: `RepeatFilter` drops repeats of one message (asyncio's "socket.accept() out of
+  system resource", uvicorn's "Invalid HTTP request received.", our cap warning) within a window
+  and says how many it dropped when the message next gets through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import resource
+import time
+from dataclasses import dataclass
+
+import h11
+import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from xai_mcp.settings import ConfigError, Settings
+
+log = logging.getLogger(__name__)
+
+BACKLOG = 128
+HEADER_BYTES = 64 * 1024  # largest request head (request line and headers) we buffer
+FILES_RESERVE = 128  # open files besides client sockets: gRPC, logs, listening sockets, images
+
+
+@dataclass(frozen=True)
+class HttpLimits:
+    max_body: int
+    max_connections: int
+    header_timeout: float
+    keep_alive_timeout: float
+    shutdown_timeout: float
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> HttpLimits:
+        return cls(
+            max_body=settings.http_max_body_mb * 1024 * 1024,
+            max_connections=settings.http_max_connections,
+            header_timeout=settings.http_header_timeout,
+            keep_alive_timeout=settings.http_keep_alive_timeout,
+            shutdown_timeout=settings.http_shutdown_timeout,
+        )
+
+
+def _busy_response() -> bytes:
+    body = b"server busy: too many open connections, retry shortly\n"
+    head = (
+        b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\n"
+        b"retry-after: 1\r\nconnection: close\r\ncontent-length: %d\r\n\r\n" % len(body)
+    )
+    return head + body
+
+
+class GuardedH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol with a request-header timeout and a cap on open connections.
+
+    Subclassed per server by `guarded_protocol` to carry the limits (uvicorn builds protocols
+    with a fixed signature).
+    """
+
+    header_timeout: float = 10.0
+    max_connections: int = 256
+    _header_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if len(self.connections) > self.max_connections:
+            log.warning(
+                "refusing HTTP connections over the cap of %d open ones (503); "
+                "raise XAI_MCP_HTTP_MAX_CONNECTIONS if this is normal load",
+                self.max_connections,
+            )
+            transport.write(_busy_response())
+            transport.close()
+            return
+        self._arm_header_timer()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        # Waiting for (the rest of) a request's head: time it from now, unless already timed.
+        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+            if self._header_timer is None:
+                self._arm_header_timer()
+        else:
+            self._cancel_header_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_header_timer()
+        super().connection_lost(exc)
+
+    def _arm_header_timer(self) -> None:
+        self._header_timer = self.loop.call_later(self.header_timeout, self._header_timed_out)
+
+    def _cancel_header_timer(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _header_timed_out(self) -> None:
+        self._header_timer = None
+        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+            log.info("closing an HTTP connection that sent no complete request in %.0f s", self.header_timeout)
+            self.transport.close()
+
+
+def guarded_protocol(limits: HttpLimits) -> type[GuardedH11Protocol]:
+    return type(
+        "GuardedH11Protocol",
+        (GuardedH11Protocol,),
+        {"header_timeout": limits.header_timeout, "max_connections": limits.max_connections},
+    )
+
+
+class RepeatFilter(logging.Filter):
+    """Lets one record per (logger, level, first line of the message) through per `window` seconds.
+
+    The first line of the message template is the key, so asyncio's accept() error (whose later
+    lines name the socket) and uvicorn's per-connection warnings collapse to one line each.
+    """
+
+    def __init__(self, window: float = 10.0) -> None:
+        super().__init__()
+        self.window = window
+        self._last: dict[tuple[str, int, str], float] = {}
+        self._dropped: dict[tuple[str, int, str], int] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.name, record.levelno, str(record.msg).split("\n", 1)[0])
+        now = time.monotonic()
+        last = self._last.get(key)
+        if last is not None and now - last < self.window:
+            self._dropped[key] = self._dropped.get(key, 0) + 1
+            return False
+        self._last[key] = now
+        if len(self._last) > 1024:  # forget old keys; messages with varying text must not grow it
+            self._last = {k: t for k, t in self._last.items() if now - t < self.window}
+        dropped = self._dropped.pop(key, 0)
+        if dropped:
+            note = f" [{dropped} more like this in the previous {self.window:.0f} s were not logged]"
+            record.msg = f"{record.msg}{note}"  # the note holds no "%", so formatting is unchanged
+        return True
+
+
+def install_repeat_filter(window: float = 10.0) -> RepeatFilter:
+    """Put one `RepeatFilter` on the root logger's handlers (they see every propagated record)."""
+    flt = RepeatFilter(window)
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, RepeatFilter) for f in handler.filters):
+            handler.addFilter(flt)
+    return flt
+
+
+def ensure_open_files(limits: HttpLimits) -> None:
+    """Raise the soft open-files limit towards the hard one if the cap needs it, else refuse."""
+    needed = limits.max_connections + BACKLOG + FILES_RESERVE
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return
+    if hard == resource.RLIM_INFINITY or hard >= needed:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+        log.info("raised the open-files limit from %d to %d for %d connections", soft, needed, limits.max_connections)
+        return
+    raise ConfigError(
+        f"XAI_MCP_HTTP_MAX_CONNECTIONS={limits.max_connections} needs about {needed} open files, but the limit "
+        f"is {hard} (ulimit -n): lower XAI_MCP_HTTP_MAX_CONNECTIONS to {max(1, hard - BACKLOG - FILES_RESERVE)} "
+        "or less, or raise the limit"
+    )
+
+
+def uvicorn_server(app: object, *, host: str, port: int, limits: HttpLimits) -> uvicorn.Server:
+    """A uvicorn server for `app`. Its `should_exit` starts a graceful shutdown (uvicorn also sets it
+    on SIGINT/SIGTERM); running requests get `limits.shutdown_timeout` seconds to finish."""
+    config = uvicorn.Config(
+        app,  # type: ignore[arg-type]
+        host=host,
+        port=port,
+        http=guarded_protocol(limits),
+        ws="none",
+        lifespan="on",
+        # One more than our cap: uvicorn counts the asking connection against its limit too.
+        limit_concurrency=limits.max_connections + 1,
+        backlog=BACKLOG,
+        timeout_keep_alive=max(1, round(limits.keep_alive_timeout)),
+        timeout_graceful_shutdown=round(limits.shutdown_timeout) if limits.shutdown_timeout else None,
+        h11_max_incomplete_event_size=HEADER_BYTES,
+        access_log=False,  # a line per request (probes included) is noise; errors still log
+        log_config=None,  # uvicorn's loggers propagate to ours (formatting, scrubbing, RepeatFilter)
+        server_header=False,
+        proxy_headers=False,
+    )
+    return uvicorn.Server(config)
