@@ -30,13 +30,18 @@ from xai_mcp.serve import EMULATOR_KEY
 
 # Every fake credential the suite hands to a server or the emulator, in one place.
 # tests/test_secret_scan.py checks that no key-like literal in tests/ is missing here.
-HTTP_TOKEN = "http-token-for-tests-5f2c"  # XAI_MCP_HTTP_TOKEN in tests/test_http.py
+# Bearer tokens of tests/test_http*.py (at least 32 characters, as the server requires).
+HTTP_TOKEN = "http-token-for-tests-5f2c-7d1e9b04a3c6f852"
+HTTP_TOKEN_2 = "http-rotated-token-for-tests-0b9d3f6e2a71c4e8"
+HTTP_TOKEN_3 = "http-unknown-token-for-tests-c6a1e07f93b5d24d"  # never accepted
 WRONG_KEY = "xai-wrong-key-which-must-stay-secret-42"  # a rejected key (test_channel, test_secret_scan)
 SECRETS: dict[str, str] = {
     "TEST_KEY": TEST_KEY,  # the suite's API key (conftest)
     "MANAGEMENT_KEY": MANAGEMENT_KEY,  # the suite's management key (conftest)
     "other key (emulator/_files_helpers.py)": "xai-other-test-key-0123456789abcdef",
     "HTTP_TOKEN": HTTP_TOKEN,
+    "HTTP_TOKEN_2": HTTP_TOKEN_2,
+    "HTTP_TOKEN_3": HTTP_TOKEN_3,
     "EMULATOR_KEY": EMULATOR_KEY,  # what `--emulator` servers send (xai_mcp/serve.py)
     "WRONG_KEY": WRONG_KEY,
     "other key (emulator/test_core.py)": "xai-another-key-000000000000wxyz",

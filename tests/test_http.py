@@ -47,21 +47,31 @@ def _wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 3
 
 
 @contextmanager
-def _replica(emulator, tmp_path, *, token: str | None = None) -> Iterator[str]:
+def _replica(
+    emulator,
+    tmp_path,
+    *,
+    token: str | None = None,
+    env: dict[str, str] | None = None,
+    api_host: str | None = None,
+    stderr_out: list[bytes] | None = None,
+) -> Iterator[str]:
+    """A server subprocess on a free loopback port; `env` adds settings, `stderr_out` gets its stderr."""
     port = _free_port()
-    env = {
+    base = {
         "PATH": os.environ.get("PATH", ""),
         "HOME": os.environ.get("HOME", "/tmp"),
         "XAI_API_KEY": TEST_KEY,
-        "XAI_API_HOST": emulator.address,
+        "XAI_API_HOST": api_host or emulator.address,
         "XAI_MCP_INSECURE": "1",
         "XAI_MCP_OUTPUT_DIR": str(tmp_path),
+        **(env or {}),
     }
     if token:
-        env["XAI_MCP_HTTP_TOKEN"] = token
+        base["XAI_MCP_HTTP_TOKEN"] = token
     proc = subprocess.Popen(
         [sys.executable, "-m", "xai_mcp", "serve", "--transport", "http", "--port", str(port)],
-        env=env,
+        env=base,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -74,6 +84,8 @@ def _replica(emulator, tmp_path, *, token: str | None = None) -> Iterator[str]:
         stdout, stderr = proc.communicate(timeout=10)
         scan_process(stdout, stderr, "the HTTP server")
         assert TEST_KEY.encode() not in stderr and HTTP_TOKEN.encode() not in stderr
+        if stderr_out is not None:
+            stderr_out.append(stderr)
 
 
 @asynccontextmanager

@@ -18,6 +18,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
+import anyio
 import grpc
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -28,6 +29,7 @@ ReadinessCheck = Callable[[], Awaitable[str | None]]
 
 MCP_PATH = "/mcp"
 BODY_LIMIT_SETTING = "XAI_MCP_HTTP_MAX_BODY_MB"
+DRAIN_SECONDS = 5.0  # longest an over-limit upload is read (and dropped) so its client sees the 413
 
 
 class ChannelWatch:
@@ -104,7 +106,7 @@ class HttpGuard:
     async def _limited(self, scope: Scope, receive: Receive, send: Send) -> None:
         declared = _content_length(scope)
         if declared is not None and declared > self.max_body:
-            await self._too_large(send, declared)
+            await self._too_large(receive, send, declared)
             return
         received = 0
         started = False
@@ -128,9 +130,9 @@ class HttpGuard:
         except BodyTooLarge:
             if started:  # cannot happen with the SDK (it reads the whole body first); be safe anyway
                 raise
-            await self._too_large(send, None)
+            await self._too_large(receive, send, None)
 
-    async def _too_large(self, send: Send, size: int | None) -> None:
+    async def _too_large(self, receive: Receive, send: Send, size: int | None) -> None:
         limit_mb = self.max_body // (1024 * 1024)
         sent = f"is {size} bytes, over" if size is not None else "is over"
         message = (
@@ -138,8 +140,21 @@ class HttpGuard:
             f"images (or pass them as URLs), or ask the operator to raise {BODY_LIMIT_SETTING}"
         )
         log.warning("refused an HTTP request body: %s", message)
-        body = json.dumps({"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": message}})
-        await _respond(send, 413, body.encode(), "application/json", extra=[(b"connection", b"close")])
+        body = json.dumps({"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": message}}).encode()
+        headers = _headers(body, "application/json", [(b"connection", b"close")])
+        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.body", "body": body, "more_body": True})
+        # The client is most likely still sending. Closing now, with its data unread, would reset the
+        # connection and could destroy the answer before it is read; so read and drop what is still
+        # coming (bounded in bytes and time, never kept), then end the response (and the connection).
+        dropped = 0
+        with anyio.move_on_after(DRAIN_SECONDS):
+            while dropped <= self.max_body:
+                message = await receive()
+                dropped += len(message.get("body", b""))
+                if message["type"] != "http.request" or not message.get("more_body", False):
+                    break
+        await send({"type": "http.response.body", "body": b""})
 
 
 def _content_length(scope: Scope) -> int | None:
@@ -157,14 +172,18 @@ async def _plain(send: Send, status: int, text: str, *, allow: str | None = None
     await _respond(send, status, text.encode(), "text/plain; charset=utf-8", extra=extra)
 
 
-async def _respond(
-    send: Send, status: int, body: bytes, content_type: str, *, extra: list[tuple[bytes, bytes]]
-) -> None:
-    headers = [
+def _headers(body: bytes, content_type: str, extra: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    return [
         (b"content-type", content_type.encode()),
         (b"content-length", str(len(body)).encode()),
         (b"cache-control", b"no-store"),
         *extra,
     ]
+
+
+async def _respond(
+    send: Send, status: int, body: bytes, content_type: str, *, extra: list[tuple[bytes, bytes]]
+) -> None:
+    headers = _headers(body, content_type, extra)
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

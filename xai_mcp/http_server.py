@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 BACKLOG = 128
 HEADER_BYTES = 64 * 1024  # largest request head (request line and headers) we buffer
+REFUSED_LINGER = 0.5  # seconds a refused connection stays open for its 503 to be read
 FILES_RESERVE = 128  # open files besides client sockets: gRPC, logs, listening sockets, images
 
 
@@ -75,6 +76,7 @@ class GuardedH11Protocol(H11Protocol):
     header_timeout: float = 10.0
     max_connections: int = 256
     _header_timer: asyncio.TimerHandle | None = None
+    _refused = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -84,12 +86,23 @@ class GuardedH11Protocol(H11Protocol):
                 "raise XAI_MCP_HTTP_MAX_CONNECTIONS if this is normal load",
                 self.max_connections,
             )
-            transport.write(_busy_response())
-            transport.close()
+            # Answer, then half-close and linger briefly: closing at once, with the client's request
+            # still unread, would send a reset that can destroy the 503 before the client reads it.
+            self._refused = True
+            self.connections.discard(self)  # it lingers below, but no longer counts against the cap
+            try:
+                transport.write(_busy_response())
+                transport.write_eof()
+            except OSError:  # the client is already gone
+                transport.close()
+                return
+            self.loop.call_later(REFUSED_LINGER, transport.close)
             return
         self._arm_header_timer()
 
     def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return  # a refused connection's request is read only to be dropped
         super().data_received(data)
         # Waiting for (the rest of) a request's head: time it from now, unless already timed.
         if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
