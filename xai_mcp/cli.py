@@ -60,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serve MCP. stdio is for hosts that launch the server; HTTP is for a shared service "
         "(stateless: run several replicas behind any load balancer).",
         epilog="examples:\n  xai-mcp serve\n  xai-mcp serve --transport http --port 8000\n"
-        "  XAI_MCP_HTTP_TOKEN=secret xai-mcp serve --transport http --host 0.0.0.0",
+        "  XAI_MCP_HTTP_TOKEN=$(python -c 'import secrets; print(secrets.token_urlsafe(32))') \\\n"
+        "    xai-mcp serve --transport http --host 0.0.0.0",
     )
     _server_options(serve)
     serve.add_argument("--transport", choices=["stdio", "http"], default="stdio", help="default stdio")

@@ -87,8 +87,9 @@ def check_http_bind(host: str, settings: Settings) -> None:
     """Refuse weak tokens, and an open (token-less) server anywhere but loopback."""
     if not settings.http_tokens() and not is_loopback(host):
         raise ConfigError(
-            f"refusing to serve HTTP on {host} without a token: set XAI_MCP_HTTP_TOKEN (clients then send "
-            "'Authorization: Bearer <token>'), or bind to 127.0.0.1"
+            f"refusing to serve HTTP on {host} without a token: set XAI_MCP_HTTP_TOKEN (or XAI_MCP_HTTP_TOKEN_FILE) "
+            'to one of at least 32 characters, e.g. from python -c "import secrets; print(secrets.token_urlsafe(32))" '
+            "(clients then send 'Authorization: Bearer <token>'), or bind to 127.0.0.1"
         )
 
 
