@@ -4,7 +4,10 @@ slow or numerous clients. Real server subprocesses over real HTTP on loopback, a
 from __future__ import annotations
 
 import base64
+import io
+import logging
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -19,6 +22,7 @@ from mcp import MCPError
 from test_http import HEADERS, INIT, _client, _free_port, _replica_async
 
 from xai_mcp.emulator import png
+from xai_mcp.http_server import RepeatFilter
 
 
 def _big_png(raw_bytes: int) -> bytes:
@@ -244,3 +248,66 @@ async def test_a_burst_of_bad_connections_leaves_a_short_log(emulator, tmp_path)
     assert any("refusing HTTP connections over the cap of 4" in line for line in lines)
     assert any("Invalid HTTP request received." in line for line in lines)
     assert len(lines) < 12, "\n".join(lines)
+
+
+def _flood(port: int, count: int) -> list[socket.socket]:
+    """`count` connections that each send half a request head and then stall (a slow-header attack)."""
+    held = []
+    for _ in range(count):
+        try:
+            sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        except OSError:
+            continue  # refused or reset: the server shed it
+        held.append(sock)
+    return held
+
+
+@pytest.mark.slow
+async def test_a_slow_header_flood_past_the_open_files_limit_is_survived_quietly(emulator, tmp_path):
+    """The measured failure: 1,050 slow-header connections against the common 1024 open-files limit
+    made the server unreachable, logging `socket.accept() out of system resource` in a loop."""
+    stderr: list[bytes] = []
+    env = {"XAI_MCP_HTTP_HEADER_TIMEOUT": "2"}
+    limit = (1024, 1024)
+    original = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (limit[0], original[1]))  # the child inherits it
+    try:
+        manager = _replica_async(emulator, tmp_path, env=env, stderr_out=stderr)
+        url = await manager.__aenter__()
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, original)
+    try:
+        port = _port(url)
+        held = await anyio.to_thread.run_sync(_flood, port, 1050)
+        try:
+            await _wait_serving(port)  # the held ones are cut off after the header timeout
+        finally:
+            for sock in held:
+                sock.close()
+    finally:
+        await manager.__aexit__(None, None, None)
+    lines = stderr[0].decode().splitlines()
+    assert not any("out of system resource" in line for line in lines), "\n".join(lines)
+    assert len(lines) < 12, "\n".join(lines)
+
+
+def test_repeated_log_messages_are_dropped_and_counted():
+    handler = logging.StreamHandler(io.StringIO())
+    handler.addFilter(RepeatFilter(window=0.3))
+    logger = logging.getLogger("test.repeat_filter")
+    logger.addHandler(handler)
+    try:
+        for fd in range(100):  # asyncio's message: the same first line, a different socket each time
+            logger.error(f"socket.accept() out of system resource\nsocket: <socket fd={fd}>")
+        logger.warning("refusing connections over the cap of %d", 4)
+        time.sleep(0.35)
+        logger.error("socket.accept() out of system resource\nsocket: <socket fd=7>")
+    finally:
+        logger.removeHandler(handler)
+    lines = [line for line in handler.stream.getvalue().splitlines() if not line.startswith("socket:")]
+    assert lines == [
+        "socket.accept() out of system resource",
+        "refusing connections over the cap of 4",
+        "socket.accept() out of system resource [99 more like this since the last one were not logged]",
+    ]

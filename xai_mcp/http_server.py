@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 BACKLOG = 128
 HEADER_BYTES = 64 * 1024  # largest request head (request line and headers) we buffer
 REFUSED_LINGER = 0.5  # seconds a refused connection stays open for its 503 to be read
+MAX_LINGERING = 128  # refused connections lingering at once; beyond, they are closed at once
 FILES_RESERVE = 128  # open files besides client sockets: gRPC, logs, listening sockets, images
 
 
@@ -75,6 +76,7 @@ class GuardedH11Protocol(H11Protocol):
 
     header_timeout: float = 10.0
     max_connections: int = 256
+    lingering = 0  # refused connections still open, per server (each server has its own subclass)
     _header_timer: asyncio.TimerHandle | None = None
     _refused = False
 
@@ -92,13 +94,21 @@ class GuardedH11Protocol(H11Protocol):
             self.connections.discard(self)  # it lingers below, but no longer counts against the cap
             try:
                 transport.write(_busy_response())
+                if type(self).lingering >= MAX_LINGERING:  # a flood: keep the open files bounded
+                    transport.close()
+                    return
                 transport.write_eof()
             except OSError:  # the client is already gone
                 transport.close()
                 return
-            self.loop.call_later(REFUSED_LINGER, transport.close)
+            type(self).lingering += 1
+            self.loop.call_later(REFUSED_LINGER, self._end_linger)
             return
         self._arm_header_timer()
+
+    def _end_linger(self) -> None:
+        type(self).lingering -= 1
+        self.transport.close()
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
@@ -163,8 +173,9 @@ class RepeatFilter(logging.Filter):
             self._last = {k: t for k, t in self._last.items() if now - t < self.window}
         dropped = self._dropped.pop(key, 0)
         if dropped:
-            note = f" [{dropped} more like this in the previous {self.window:.0f} s were not logged]"
-            record.msg = f"{record.msg}{note}"  # the note holds no "%", so formatting is unchanged
+            note = f" [{dropped} more like this since the last one were not logged]"
+            first, newline, rest = str(record.msg).partition("\n")  # on the first line, with the key
+            record.msg = f"{first}{note}{newline}{rest}"  # the note holds no "%": formatting is unchanged
         return True
 
 
@@ -179,7 +190,8 @@ def install_repeat_filter(window: float = 10.0) -> RepeatFilter:
 
 def ensure_open_files(limits: HttpLimits) -> None:
     """Raise the soft open-files limit towards the hard one if the cap needs it, else refuse."""
-    needed = limits.max_connections + BACKLOG + FILES_RESERVE
+    overhead = BACKLOG + MAX_LINGERING + FILES_RESERVE  # accepted-not-yet-refused, lingering, other files
+    needed = limits.max_connections + overhead
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY or soft >= needed:
         return
@@ -189,7 +201,7 @@ def ensure_open_files(limits: HttpLimits) -> None:
         return
     raise ConfigError(
         f"XAI_MCP_HTTP_MAX_CONNECTIONS={limits.max_connections} needs about {needed} open files, but the limit "
-        f"is {hard} (ulimit -n): lower XAI_MCP_HTTP_MAX_CONNECTIONS to {max(1, hard - BACKLOG - FILES_RESERVE)} "
+        f"is {hard} (ulimit -n): lower XAI_MCP_HTTP_MAX_CONNECTIONS to {max(1, hard - overhead)} "
         "or less, or raise the limit"
     )
 
