@@ -22,7 +22,9 @@ from mcp import MCPError
 from test_http import HEADERS, INIT, _client, _free_port, _replica_async
 
 from xai_mcp.emulator import png
+from xai_mcp.http_app import store_check
 from xai_mcp.http_server import RepeatFilter
+from xai_mcp.state_store import open_store
 
 
 def _big_png(raw_bytes: int) -> bytes:
@@ -328,3 +330,13 @@ def test_repeated_log_messages_are_dropped_and_counted():
         "refusing connections over the cap of 4",
         "socket.accept() out of system resource [99 more like this since the last one were not logged]",
     ]
+
+
+async def test_the_state_store_readiness_check_reports_an_unreachable_store():
+    async with open_store("memory") as store:
+        assert await store_check(store)() is None
+    async with open_store(f"redis://127.0.0.1:{_closed_port()}/0") as store:
+        started = time.monotonic()
+        reason = await store_check(store)()
+    assert reason is not None and reason.startswith("the state store ")
+    assert time.monotonic() - started < 5

@@ -17,10 +17,14 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING
 
 import anyio
 import grpc
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from xai_mcp.state_store import Store
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +64,29 @@ class ChannelWatch:
         if state is grpc.ChannelConnectivity.SHUTDOWN:
             return "the xAI channel is shut down"
         return None
+
+
+STORE_PING_SECONDS = 2.0  # a probe must answer quickly even when the store hangs
+
+
+def store_check(store: Store) -> ReadinessCheck:
+    """A readiness check for the state store: ready while `store.ping()` succeeds quickly.
+
+    For `HttpService.readiness` once the server opens a store (xai_mcp/state_store)."""
+
+    async def state_store_reachable() -> str | None:
+        from xai_mcp.state_store import StoreError
+
+        try:
+            with anyio.fail_after(STORE_PING_SECONDS):
+                await store.ping()
+        except StoreError as err:  # its messages never hold credentials
+            return f"the state store is unreachable: {err}"
+        except TimeoutError:
+            return f"the state store did not answer within {STORE_PING_SECONDS:.0f} s"
+        return None
+
+    return state_store_reachable
 
 
 class BodyTooLarge(Exception):
@@ -150,9 +177,9 @@ class HttpGuard:
         dropped = 0
         with anyio.move_on_after(DRAIN_SECONDS):
             while dropped <= self.max_body:
-                message = await receive()
-                dropped += len(message.get("body", b""))
-                if message["type"] != "http.request" or not message.get("more_body", False):
+                incoming = await receive()
+                dropped += len(incoming.get("body", b""))
+                if incoming["type"] != "http.request" or not incoming.get("more_body", False):
                     break
         await send({"type": "http.response.body", "body": b""})
 
