@@ -241,8 +241,14 @@ def _burst(port: int, count: int, data: bytes) -> None:
 
 
 async def _wait_serving(port: int) -> None:
+    """Until /healthz answers 200. Meanwhile a request may get 503, or be reset in a flood."""
     with anyio.fail_after(5):  # refused and half-sent connections are closed within a second
-        while not (await anyio.to_thread.run_sync(_raw_get, port)).startswith(b"HTTP/1.1 200 "):
+        while True:
+            try:
+                if (await anyio.to_thread.run_sync(_raw_get, port)).startswith(b"HTTP/1.1 200 "):
+                    return
+            except ConnectionResetError:
+                pass
             await anyio.sleep(0.2)
 
 
