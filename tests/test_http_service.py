@@ -254,7 +254,7 @@ async def _wait_serving(port: int) -> None:
 
 async def test_a_burst_of_bad_connections_leaves_a_short_log(emulator, tmp_path):
     stderr: list[bytes] = []
-    env = {"XAI_MCP_HTTP_MAX_CONNECTIONS": "4", "XAI_MCP_HTTP_HEADER_TIMEOUT": "0.5"}
+    env = {"XAI_MCP_HTTP_MAX_CONNECTIONS": "4", "XAI_MCP_HTTP_HEADER_TIMEOUT": "3"}
     async with _replica_async(emulator, tmp_path, env=env, stderr_out=stderr) as url:
         port = _port(url)
         with anyio.fail_after(9):
@@ -264,14 +264,14 @@ async def test_a_burst_of_bad_connections_leaves_a_short_log(emulator, tmp_path)
             for sock in held:
                 sock.close()
             await _wait_serving(port)
-            # Under the cap: garbage (uvicorn warns about each) and half-sent heads, from 4 clients.
+            # Under the cap: garbage from 4 clients at once (uvicorn warns about each).
             async with anyio.create_task_group() as group:
-                for data in (b"NOT HTTP AT ALL\r\n\r\n", b"GET /healthz HTTP/1.1\r\n") * 2:
-                    group.start_soon(anyio.to_thread.run_sync, _burst, port, 50, data)
+                for _ in range(4):
+                    group.start_soon(anyio.to_thread.run_sync, _burst, port, 50, b"NOT HTTP AT ALL\r\n\r\n")
             await _wait_serving(port)
     lines = stderr[0].decode().splitlines()
-    assert any("refusing HTTP connections over the cap of 4" in line for line in lines)
-    assert any("Invalid HTTP request received." in line for line in lines)
+    assert any("refusing HTTP connections over the cap of 4" in line for line in lines), lines
+    assert any("Invalid HTTP request received." in line for line in lines), lines
     assert len(lines) < 12, "\n".join(lines)
 
 
