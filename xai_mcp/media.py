@@ -2,7 +2,8 @@
 
 File names come from the prompt, reduced to a short safe slug, plus a time stamp and a
 counter; files are created exclusively (an existing file is never overwritten) and the final
-path is checked to lie inside the output folder, whatever the prompt contained.
+path is checked to lie inside the output folder, whatever the prompt contained. The folder is
+created and the file written in a worker thread, off the event loop.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import os
 import re
 import time
 from pathlib import Path
+
+import anyio.to_thread
 
 from xai_mcp.errors import UserError
 
@@ -39,8 +42,16 @@ def output_folder(configured: Path) -> Path:
     return folder.resolve()
 
 
-def save(configured: Path, hint: str, suffix: str, data: bytes) -> Path:
-    """Write `data` to a new file under the output folder and return its path."""
+async def save(configured: Path, hint: str, suffix: str, data: bytes) -> Path:
+    """Write `data` to a new file under the output folder and return its path.
+
+    The write (megabytes, maybe to a slow disk) runs in a worker thread, off the event loop, so
+    other calls and sessions keep being served meanwhile.
+    """
+    return await anyio.to_thread.run_sync(_save, configured, hint, suffix, data)
+
+
+def _save(configured: Path, hint: str, suffix: str, data: bytes) -> Path:
     folder = output_folder(configured)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     base = f"{stamp}-{slug(hint)}"

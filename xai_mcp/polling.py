@@ -19,7 +19,7 @@ import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import anyio
 from mcp.server.mcpserver import Context
@@ -54,7 +54,7 @@ class Waited(Generic[T]):
 class Progress:
     """Sends progress notifications whose value never goes back, as the MCP spec requires."""
 
-    def __init__(self, ctx: Context | None) -> None:
+    def __init__(self, ctx: Context[Any, Any] | None) -> None:
         self._ctx = ctx
         self._value = 0.0
 
@@ -122,7 +122,9 @@ class StreamProgress:
     that reset their timeout on progress keep waiting while a model thinks silently.
     """
 
-    def __init__(self, ctx: Context | None, label: str, status: Callable[[], tuple[float, str] | None]) -> None:
+    def __init__(
+        self, ctx: Context[Any, Any] | None, label: str, status: Callable[[], tuple[float, str] | None]
+    ) -> None:
         self._progress = Progress(ctx)
         self._label = label
         self._status = status

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
@@ -19,6 +17,7 @@ from mcp.server.auth.settings import AuthSettings
 from xai_mcp import __version__
 from xai_mcp.rpc import XaiClient, open_channel
 from xai_mcp.settings import Settings
+from xai_mcp.state import AppContext
 from xai_mcp.tools import CATALOG, register_toolsets
 
 log = logging.getLogger(__name__)
@@ -31,33 +30,6 @@ INSTRUCTIONS = (
     "Long jobs (video, deferred chat, batches) wait inside the call and, if not finished in the wait window, "
     "return status 'pending' with a request id: call the named resume tool with it to keep waiting."
 )
-
-
-class ResultCache:
-    """A small LRU map. xAI hands out a finished deferred chat only once; we keep it to repeat it."""
-
-    def __init__(self, limit: int = 256) -> None:
-        self._items: OrderedDict[str, Any] = OrderedDict()
-        self._limit = limit
-
-    def get(self, key: str) -> Any | None:
-        value = self._items.get(key)
-        if value is not None:
-            self._items.move_to_end(key)
-        return value
-
-    def put(self, key: str, value: Any) -> None:
-        self._items[key] = value
-        self._items.move_to_end(key)
-        while len(self._items) > self._limit:
-            self._items.popitem(last=False)
-
-
-@dataclass
-class AppContext:
-    xai: XaiClient
-    settings: Settings
-    deferred_results: ResultCache = field(default_factory=ResultCache)
 
 
 ChannelFactory = Callable[[Settings], grpc.aio.Channel]

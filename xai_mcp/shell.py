@@ -62,13 +62,13 @@ def render(structured: dict[str, Any]) -> list[str]:
     return lines
 
 
-def save_images(result: CallToolResult, output_dir: Path, hint: str) -> list[Path]:
+async def save_images(result: CallToolResult, output_dir: Path, hint: str) -> list[Path]:
     """Save inline image blocks to files; a terminal cannot show them."""
     paths = []
     for block in result.content:
         if isinstance(block, ImageContent):
             data = base64.b64decode(block.data)
-            paths.append(media.save(output_dir, hint, _SUFFIX.get(block.mime_type, ".bin"), data))
+            paths.append(await media.save(output_dir, hint, _SUFFIX.get(block.mime_type, ".bin"), data))
     return paths
 
 
@@ -87,7 +87,7 @@ async def call_tool(settings: Settings, tool: str, pairs: Sequence[str], *, as_j
         text = " ".join(b.text for b in result.content if isinstance(b, TextContent))
         _write(f"error: {text}", sys.stderr)
         return 1
-    saved = save_images(result, settings.output_dir, str(arguments.get("prompt", tool)))
+    saved = await save_images(result, settings.output_dir, str(arguments.get("prompt", tool)))
     structured = dict(result.structured_content or {})
     if saved:
         structured["saved_files"] = [str(p) for p in saved]

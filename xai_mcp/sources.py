@@ -3,7 +3,7 @@
 URLs pass through (xAI fetches them itself; a failed fetch comes back as DATA_LOSS). Data URLs
 and local files are checked here — type by magic bytes, size, readability, and for files the
 folder they resolve to — so a mistake gets a clear message naming the argument instead of a
-vague error from xAI.
+vague error from xAI. Files are read off the event loop (see `resolve_image`).
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import os
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+
+import anyio.to_thread
 
 from xai_mcp.errors import InputError
 
@@ -87,8 +89,12 @@ def _read_file(value: str, field: str, roots: Sequence[Path]) -> str:
     return _data_url(data, field)
 
 
-def resolve_image(value: str, *, field: str, roots: Sequence[Path]) -> str:
-    """A URL xAI accepts for `value`: http(s) URLs as given, data URLs checked, files read."""
+async def resolve_image(value: str, *, field: str, roots: Sequence[Path]) -> str:
+    """A URL xAI accepts for `value`: http(s) URLs as given, data URLs checked, files read.
+
+    A file (up to 10 MiB, maybe on a slow disk) is read in a worker thread: on the event loop
+    the read would stall every other call, and in HTTP mode every other session.
+    """
     text = value.strip()
     if not text:
         raise InputError(f"{field}: empty image reference")
@@ -101,4 +107,4 @@ def resolve_image(value: str, *, field: str, roots: Sequence[Path]) -> str:
         raise InputError(f"{field}: only http(s) URLs, data URLs and local file paths are supported")
     if "\x00" in text or len(text) > os.pathconf("/", "PC_PATH_MAX"):
         raise InputError(f"{field}: not a valid file path")
-    return _read_file(text, field, roots)
+    return await anyio.to_thread.run_sync(_read_file, text, field, roots)

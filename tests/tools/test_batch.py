@@ -12,8 +12,8 @@ from mcp import Client
 
 from xai_mcp._pb.v1 import batch_pb2, batch_pb2_grpc, chat_pb2, image_pb2
 from xai_mcp.emulator.server import Emulator
+from xai_mcp.errors import InputError
 from xai_mcp.settings import Settings
-from xai_mcp.tools._common import InputError
 from xai_mcp.tools.batch import _chunks
 
 PROMPTS = {"r1": "first question", "r2": "second question", "r3": "third question"}

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from google.protobuf import empty_pb2
-from mcp.server.mcpserver import Context
 from pydantic import BaseModel, Field
 
 from xai_mcp import rpc
 from xai_mcp._pb.v1 import auth_pb2
 from xai_mcp.errors import scrub
+from xai_mcp.state import ToolContext
 from xai_mcp.tools._common import READ_ONLY, ToolSpec, app
 from xai_mcp.tools._units import iso_time
 
@@ -65,7 +65,7 @@ def _from_response(pb: auth_pb2.ApiKey, *, secret: str) -> ApiKeyInfo:
     )
 
 
-async def get_api_key_info(*, ctx: Context) -> ApiKeyInfo:
+async def get_api_key_info(*, ctx: ToolContext) -> ApiKeyInfo:
     """Show the xAI API key this server uses: its redacted form, name, team, permissions, and whether it is usable.
 
     Free: costs nothing. Use it to diagnose authentication or permission errors; `usable` is

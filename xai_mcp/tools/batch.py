@@ -13,17 +13,17 @@ from typing import Annotated, Literal
 
 import grpc
 from google.rpc import status_pb2
-from mcp.server.mcpserver import Context
 from pydantic import BaseModel, Field
 
 from xai_mcp import rpc
 from xai_mcp._pb.v1 import batch_pb2, chat_pb2
-from xai_mcp.errors import InvalidRequest, XaiError
+from xai_mcp.errors import InputError, InvalidRequest, XaiError
 from xai_mcp.polling import Poll, Progress, wait_for
 from xai_mcp.settings import Settings
-from xai_mcp.tools._common import DESTRUCTIVE, READ_ONLY, SPENDS, InputError, ToolSpec, app
+from xai_mcp.state import ToolContext
+from xai_mcp.tools._common import DESTRUCTIVE, READ_ONLY, SPENDS, ToolSpec, app
 from xai_mcp.tools._units import TICKS_PER_USD, cost_usd, iso_time
-from xai_mcp.tools.chat import ChatParams, ChatResult, from_response, to_request
+from xai_mcp.tools.chat_convert import ChatParams, ChatResult, from_response, to_request
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,9 @@ _CODE_NAMES: dict[int, str] = {code.value[0]: code.name for code in grpc.StatusC
 # --- inputs --------------------------------------------------------------------------------
 
 
+# A batch request takes every per-request parameter of a chat (ChatParams, which `to_request`
+# turns into the same proto), not the chat tool's own arguments (deferred, wait_seconds): those
+# say how the tool waits, and are not ChatParams fields. The docstring is part of the schema.
 class BatchChatRequest(ChatParams):
     """One chat request of a batch: the `chat` tool's arguments plus an id to find its result by."""
 
@@ -232,7 +235,7 @@ def _token(
     return pb.pagination_token or None
 
 
-def _to_batch_requests(requests: Sequence[BatchChatRequest], settings: Settings) -> list[batch_pb2.BatchRequest]:
+async def _to_batch_requests(requests: Sequence[BatchChatRequest], settings: Settings) -> list[batch_pb2.BatchRequest]:
     """Validate and convert; errors name the request by index, before anything is sent."""
     seen: dict[str, int] = {}
     for index, item in enumerate(requests):
@@ -245,7 +248,7 @@ def _to_batch_requests(requests: Sequence[BatchChatRequest], settings: Settings)
     out = []
     for index, item in enumerate(requests):
         try:
-            completion = to_request(item, settings)
+            completion = await to_request(item, settings)
         except InputError as err:
             raise InputError(f"requests[{index}].{err}") from None
         request = batch_pb2.BatchRequest(batch_request_id=item.batch_request_id, completion_request=completion)
@@ -379,13 +382,13 @@ def _request_summary(pb: batch_pb2.BatchRequest) -> RequestSummary | None:
 # --- calls ---------------------------------------------------------------------------------
 
 
-async def _get(ctx: Context, batch_id: str) -> batch_pb2.Batch:
+async def _get(ctx: ToolContext, batch_id: str) -> batch_pb2.Batch:
     return await app(ctx).xai.call(
         rpc.GET_BATCH, batch_pb2.GetBatchRequest(batch_id=batch_id), subject=f"batch '{batch_id}'"
     )
 
 
-async def _add(ctx: Context, batch_id: str, requests: Sequence[batch_pb2.BatchRequest]) -> None:
+async def _add(ctx: ToolContext, batch_id: str, requests: Sequence[batch_pb2.BatchRequest]) -> None:
     """Send the requests, in chunks when large; a failure says which ones were already added."""
     added = 0
     for chunk in _chunks(requests, batch_id):
@@ -427,7 +430,7 @@ async def create_batch(
             "Each takes the chat tool's arguments plus a unique batch_request_id.",
         ),
     ] = None,
-    ctx: Context,
+    ctx: ToolContext,
 ) -> BatchResult:
     """Create a batch: many chat requests processed asynchronously by xAI at a reduced price, usually within 24 h.
 
@@ -437,7 +440,7 @@ async def create_batch(
     _validate_name(name)
     state = app(ctx)
     # Convert everything first: a bad request must not leave an orphan batch behind.
-    converted = _to_batch_requests(requests or [], state.settings)
+    converted = await _to_batch_requests(requests or [], state.settings)
     batch = await state.xai.call(rpc.CREATE_BATCH, batch_pb2.CreateBatchRequest(name=name))
     if not converted:
         return _result(batch)
@@ -463,13 +466,13 @@ async def add_batch_requests(
             "batch_request_id unique within the batch.",
         ),
     ],
-    ctx: Context,
+    ctx: ToolContext,
 ) -> BatchResult:
     """Add chat requests to an existing batch; xAI processes them asynchronously at a reduced price.
 
     Spends money on the user's xAI account for each request. Returns the batch's counts afterwards.
     """
-    converted = _to_batch_requests(requests, app(ctx).settings)
+    converted = await _to_batch_requests(requests, app(ctx).settings)
     await _add(ctx, batch_id, converted)
     return _result(await _get(ctx, batch_id))
 
@@ -486,7 +489,7 @@ async def get_batch(
             "reported meanwhile; if time runs out the batch is returned still running, not as an error.",
         ),
     ] = 0,
-    ctx: Context,
+    ctx: ToolContext,
 ) -> BatchResult:
     """Show a batch's status, request counts and cost, optionally waiting for it to finish.
 
@@ -506,7 +509,7 @@ async def list_batches(
     *,
     limit: Annotated[int, Field(ge=1, le=100, description="Batches per page.")] = 20,
     page_token: PageToken = None,
-    ctx: Context,
+    ctx: ToolContext,
 ) -> BatchList:
     """List the team's batches, newest first, with their status and counts.
 
@@ -519,7 +522,7 @@ async def list_batches(
     return BatchList(batches=[_summary(pb) for pb in response.batches], next_page_token=_token(response))
 
 
-async def cancel_batch(batch_id: BatchId, ctx: Context) -> BatchResult:
+async def cancel_batch(batch_id: BatchId, ctx: ToolContext) -> BatchResult:
     """Cancel a batch: its pending requests are stopped; answers that already finished stay readable.
 
     Free: costs nothing, but cannot be undone, and no requests can be added afterwards. Returns the final counts.
@@ -536,7 +539,7 @@ async def list_batch_requests(
     state: Annotated[RequestState | None, Field(description="Only requests in this state; omit for all.")] = None,
     limit: Annotated[int, Field(ge=1, le=100, description="Requests per page.")] = 50,
     page_token: PageToken = None,
-    ctx: Context,
+    ctx: ToolContext,
 ) -> BatchRequestList:
     """List the requests in a batch with their state, model and timing (not their answers).
 
@@ -569,7 +572,7 @@ async def list_batch_results(
     *,
     limit: Annotated[int, Field(ge=1, le=100, description="Results per page.")] = 20,
     page_token: PageToken = None,
-    ctx: Context,
+    ctx: ToolContext,
 ) -> BatchResultList:
     """Read the answers of a batch's finished requests, each with its batch_request_id, or the error it failed with.
 
@@ -587,7 +590,7 @@ async def get_batch_result(
     batch_request_id: Annotated[
         str, Field(min_length=1, max_length=128, description="The id the request was added with.")
     ],
-    ctx: Context,
+    ctx: ToolContext,
 ) -> BatchItemResult:
     """Read one batch request's answer (or error) together with what it asked.
 
@@ -608,7 +611,7 @@ async def get_batch_result(
     return BatchItemResult(**dict(item), request=_request_summary(original))
 
 
-async def _no_result_yet(ctx: Context, batch_id: str, batch_request_id: str) -> str:
+async def _no_result_yet(ctx: ToolContext, batch_id: str, batch_request_id: str) -> str:
     """Why xAI has no result for a request (FAILED_PRECONDITION): still pending, or cancelled."""
     try:
         batch = await _get(ctx, batch_id)

@@ -5,70 +5,39 @@ A plain chat streams from `GetCompletionChunk` so progress can be reported while
 deferred chat starts a job at xAI and waits for it within a window; when the window ends the
 agent gets a pending result with xAI's request id, which `get_deferred_chat` resumes. xAI hands a
 finished deferred result out only once, so it is kept in the server's result cache.
+
+The chat tool's request arguments are `ChatParams`' fields (tools/chat_convert.py explains the
+one definition): `chat`'s published signature is those fields followed by its own `deferred`,
+`wait_seconds` and `ctx`.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any, get_type_hints
 
-from mcp.server.mcpserver import Context
-from pydantic import Field, ValidationError
+from pydantic import Field
 
 from xai_mcp import rpc
 from xai_mcp._pb.v1 import chat_pb2, deferred_pb2
 from xai_mcp.errors import cut_short
 from xai_mcp.polling import Poll, Progress, StreamProgress, wait_for
-from xai_mcp.tools._common import DESTRUCTIVE, READ_ONLY, SPENDS, InputError, ToolSpec, app
+from xai_mcp.state import ToolContext
+from xai_mcp.tools._common import DESTRUCTIVE, READ_ONLY, SPENDS, ToolSpec, app
 from xai_mcp.tools._units import tokens
 from xai_mcp.tools.chat_convert import (
-    ChatMessage,
     ChatParams,
     ChatResult,
     ChunkAssembler,
-    CodeExecution,
     DeleteResult,
-    Effort,
-    FunctionDef,
-    Functions,
-    MaxTokens,
-    Messages,
-    ModelName,
-    PreviousResponseId,
-    Prompt,
-    ResponseSchema,
-    Seed,
-    Stop,
-    Store,
-    System,
-    Temperature,
-    ToolCallInput,
-    ToolCallOut,
-    ToolChoice,
-    TopP,
-    Usage,
-    WebSearch,
-    XSearch,
     from_deferred,
     from_response,
     is_final,
     schema_in_settings,
     to_request,
 )
-
-__all__ = [
-    "TOOLS",
-    "ChatMessage",
-    "ChatParams",
-    "ChatResult",
-    "DeleteResult",
-    "FunctionDef",
-    "ToolCallInput",
-    "ToolCallOut",
-    "Usage",
-    "from_response",
-    "to_request",
-]
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +50,15 @@ WaitSeconds = Annotated[
         "omit for the server default.",
     ),
 ]
+Deferred = Annotated[
+    bool,
+    Field(
+        description="Run as a deferred job: wait up to wait_seconds, then return status 'pending' with a "
+        "request_id for get_deferred_chat (for long answers or hosts with short timeouts)."
+    ),
+]
+
+
 RequestId = Annotated[str, Field(min_length=1, max_length=200, description="The request_id a deferred chat returned.")]
 ResponseId = Annotated[
     str, Field(min_length=1, max_length=200, description="The id of a chat result made with store=true.")
@@ -96,7 +74,7 @@ def _stream_status(assembler: ChunkAssembler) -> tuple[float, str] | None:
 
 
 async def _stream_chat(
-    ctx: Context, request: chat_pb2.GetCompletionsRequest, subject: str
+    ctx: ToolContext, request: chat_pb2.GetCompletionsRequest, subject: str
 ) -> chat_pb2.GetChatCompletionResponse:
     assembler = ChunkAssembler()
     progress = StreamProgress(ctx, "chat", lambda: _stream_status(assembler))
@@ -110,7 +88,7 @@ async def _stream_chat(
     return response
 
 
-async def _fetch_deferred(ctx: Context, request_id: str) -> chat_pb2.GetDeferredCompletionResponse:
+async def _fetch_deferred(ctx: ToolContext, request_id: str) -> chat_pb2.GetDeferredCompletionResponse:
     return await app(ctx).xai.call(
         rpc.GET_DEFERRED_COMPLETION,
         deferred_pb2.GetDeferredRequest(request_id=request_id),
@@ -118,7 +96,7 @@ async def _fetch_deferred(ctx: Context, request_id: str) -> chat_pb2.GetDeferred
     )
 
 
-async def _wait_deferred(ctx: Context, request_id: str, window: float, *, schema_given: bool | None) -> ChatResult:
+async def _wait_deferred(ctx: ToolContext, request_id: str, window: float, *, schema_given: bool | None) -> ChatResult:
     async def fetch() -> Poll[chat_pb2.GetDeferredCompletionResponse]:
         response = await _fetch_deferred(ctx, request_id)
         return Poll(response, done=is_final(response.status))
@@ -131,15 +109,6 @@ async def _wait_deferred(ctx: Context, request_id: str, window: float, *, schema
     return result
 
 
-def _params(**arguments: object) -> ChatParams:
-    try:
-        return ChatParams.model_validate(arguments)
-    except ValidationError as err:  # the tool schema has the same bounds; this is a safety net
-        first = err.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "arguments"
-        raise InputError(f"{where}: {first['msg']}") from None
-
-
 def _subject(params: ChatParams, model: str) -> str:
     if params.previous_response_id is not None:
         return f"model {model!r} or stored response {params.previous_response_id!r}"
@@ -147,47 +116,17 @@ def _subject(params: ChatParams, model: str) -> str:
 
 
 async def chat(
-    prompt: Prompt = None,
-    messages: Messages = None,
-    system: System = None,
-    model: ModelName = None,
-    temperature: Temperature = None,
-    top_p: TopP = None,
-    max_tokens: MaxTokens = None,
-    seed: Seed = None,
-    stop: Stop = None,
-    reasoning_effort: Effort = None,
-    response_schema: ResponseSchema = None,
-    web_search: WebSearch = False,
-    x_search: XSearch = False,
-    code_execution: CodeExecution = False,
-    functions: Functions = None,
-    tool_choice: ToolChoice = None,
-    store: Store = False,
-    previous_response_id: PreviousResponseId = None,
-    deferred: Annotated[
-        bool,
-        Field(
-            description="Run as a deferred job: wait up to wait_seconds, then return status 'pending' with a "
-            "request_id for get_deferred_chat (for long answers or hosts with short timeouts)."
-        ),
-    ] = False,
-    wait_seconds: WaitSeconds = None,
-    *,
-    ctx: Context,
+    *, deferred: Deferred = False, wait_seconds: WaitSeconds = None, ctx: ToolContext, **fields: Any
 ) -> ChatResult:
     """Ask a Grok model (xAI) something: a prompt or a conversation, optionally with images, web or X search,
     code execution, JSON-schema output or functions for you to run. Spends money on the user's xAI account
     (tokens; searches extra). Returns the answer with reasoning, citations, tool_calls to run, token usage and
     cost in USD; with deferred=true it may return status 'pending' and a request_id instead."""
-    params = _params(
-        prompt=prompt, messages=messages, system=system, model=model, temperature=temperature, top_p=top_p,
-        max_tokens=max_tokens, seed=seed, stop=stop, reasoning_effort=reasoning_effort,
-        response_schema=response_schema, web_search=web_search, x_search=x_search, code_execution=code_execution,
-        functions=functions, tool_choice=tool_choice, store=store, previous_response_id=previous_response_id,
-    )  # fmt: skip
+    # `fields` are ChatParams' fields, which the SDK validated against the published signature
+    # (see _publish_chat_params): the very annotations ChatParams has, so no second validation.
+    params = ChatParams.model_construct(**fields)
     state = app(ctx)
-    request = to_request(params, state.settings)
+    request = await to_request(params, state.settings)
     subject = _subject(params, request.model)
     schema_given = params.response_schema is not None
     if not deferred:
@@ -197,7 +136,27 @@ async def chat(
     return await _wait_deferred(ctx, started.request_id, window, schema_given=schema_given)
 
 
-async def get_deferred_chat(request_id: RequestId, wait_seconds: WaitSeconds = None, *, ctx: Context) -> ChatResult:
+def _publish_chat_params(fn: Callable[..., Any]) -> None:
+    """Give `fn` ChatParams' fields as its leading arguments, ahead of its own keyword arguments.
+
+    The SDK builds a tool's input schema and argument validation from `inspect.signature`, which
+    returns `__signature__` when a function has one. The fields keep their annotations and
+    defaults exactly, so the schema is what spelling them out in the `def` would give.
+    """
+    hints = get_type_hints(ChatParams, include_extras=True)
+    fields = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=field.default, annotation=hints[name])
+        for name, field in ChatParams.model_fields.items()
+    ]
+    own = inspect.signature(fn, eval_str=True)
+    kept = [p for p in own.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    fn.__signature__ = own.replace(parameters=[*fields, *kept])  # type: ignore[attr-defined]
+
+
+_publish_chat_params(chat)
+
+
+async def get_deferred_chat(request_id: RequestId, wait_seconds: WaitSeconds = None, *, ctx: ToolContext) -> ChatResult:
     """Resume a deferred chat: wait for the answer of a chat that returned status 'pending' (its request_id).
     Free: costs nothing (the chat was paid for when it started). Returns the same result as chat, or status
     'pending' again if it is still not finished after wait_seconds; repeated calls return the same answer."""
@@ -209,7 +168,7 @@ async def get_deferred_chat(request_id: RequestId, wait_seconds: WaitSeconds = N
     return await _wait_deferred(ctx, request_id, window, schema_given=None)
 
 
-async def get_stored_chat(response_id: ResponseId, ctx: Context) -> ChatResult:
+async def get_stored_chat(response_id: ResponseId, ctx: ToolContext) -> ChatResult:
     """Fetch a chat result stored at xAI (from a chat with store=true) by its id. Free: costs nothing.
     Returns the stored answer like chat does (content, reasoning, tool_calls, citations, usage)."""
     response = await app(ctx).xai.call(
@@ -220,7 +179,7 @@ async def get_stored_chat(response_id: ResponseId, ctx: Context) -> ChatResult:
     return from_response(response, schema_given=schema_in_settings(response))
 
 
-async def delete_stored_chat(response_id: ResponseId, ctx: Context) -> DeleteResult:
+async def delete_stored_chat(response_id: ResponseId, ctx: ToolContext) -> DeleteResult:
     """Delete a chat conversation stored at xAI (from a chat with store=true); it can then no longer be fetched
     or continued with previous_response_id. Free: costs nothing. Returns the deleted id."""
     response = await app(ctx).xai.call(

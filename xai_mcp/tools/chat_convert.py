@@ -1,9 +1,21 @@
-"""Chat: the request and result models and the pure converters to and from xAI's protos.
+"""Chat: the request and result models and the converters to and from xAI's protos.
 
-Shared with the batch toolset, which builds the same requests: `ChatParams` -> `to_request` ->
-`GetCompletionsRequest`, and `GetChatCompletionResponse` -> `from_response` -> `ChatResult`.
-`ChunkAssembler` rebuilds a response from a `GetCompletionChunk` stream (reference §4.2).
-Nothing here does I/O except reading local image files named in a request.
+A chat request's parameters are defined once, as the fields of `ChatParams` (typed with the
+aliases below, each carrying its bounds and description). Two tools take them:
+
+- `chat` publishes them as its own flat arguments: its signature is assembled from ChatParams'
+  fields plus the tool-only `deferred`, `wait_seconds` and `ctx` (see tools/chat.py). The SDK
+  validates every argument once, against these same annotations, and the body builds the
+  ChatParams from the validated values without a second pass.
+- a batch request (`BatchChatRequest` in tools/batch.py) is a ChatParams plus its own id: it
+  takes every per-request parameter, since `to_request` turns both into the same proto. The
+  `chat` tool's own arguments (how it waits) are not fields here, so they never reach batches.
+
+Rules that span fields (prompt or messages, roles, unique function names, tool_choice) are
+checked once, in `to_request`, for both. `GetChatCompletionResponse` -> `from_response` ->
+`ChatResult` is shared the same way. `ChunkAssembler` rebuilds a response from a
+`GetCompletionChunk` stream (reference §4.2). Nothing here does I/O except reading local image
+files named in a request, which happens off the event loop (hence `to_request` is async).
 """
 
 from __future__ import annotations
@@ -15,9 +27,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from xai_mcp._pb.v1 import chat_pb2, deferred_pb2, image_pb2, sample_pb2, usage_pb2
+from xai_mcp.errors import InputError
 from xai_mcp.settings import Settings
 from xai_mcp.sources import default_input_roots, resolve_image
-from xai_mcp.tools._common import InputError
 from xai_mcp.tools._units import FinishReason, cost_usd, finish_reason
 
 Role = Literal["system", "user", "assistant", "tool"]
@@ -69,8 +81,7 @@ _SERVER_TOOLS_USED: dict[int, str] = {
 }
 _FINAL_DEFERRED = (deferred_pb2.DONE, deferred_pb2.FAILED, deferred_pb2.EXPIRED)
 
-# Parameter types, shared by ChatParams and the flat arguments of the chat tool so that both
-# validate (and describe) every argument the same way.
+# Parameter types of ChatParams' fields (the chat tool publishes them as its arguments as they are).
 Prompt = Annotated[
     str | None,
     Field(min_length=1, description="The user's message, for a single-turn chat. Use either prompt or messages."),
@@ -321,14 +332,14 @@ def _arguments_text(arguments: str | dict[str, Any]) -> str:
     return arguments if isinstance(arguments, str) else json.dumps(arguments)
 
 
-def _message(i: int, message: ChatMessage, settings: Settings) -> chat_pb2.Message:
+async def _message(i: int, message: ChatMessage, settings: Settings) -> chat_pb2.Message:
     _check_message(i, message)
     pb = chat_pb2.Message(role=_ROLES[message.role])
     if message.content or message.role == "tool":
         pb.content.add(text=message.content)
     roots = default_input_roots(settings.output_dir)
     for j, image in enumerate(message.images):
-        url = resolve_image(image, field=f"messages[{i}].images[{j}]", roots=roots)
+        url = await resolve_image(image, field=f"messages[{i}].images[{j}]", roots=roots)
         pb.content.add(image_url=image_pb2.ImageUrlContent(image_url=url, detail=image_pb2.DETAIL_AUTO))
     for call in message.tool_calls:
         pb.tool_calls.add(
@@ -341,7 +352,7 @@ def _message(i: int, message: ChatMessage, settings: Settings) -> chat_pb2.Messa
     return pb
 
 
-def _messages(params: ChatParams, settings: Settings) -> list[chat_pb2.Message]:
+async def _messages(params: ChatParams, settings: Settings) -> list[chat_pb2.Message]:
     if params.prompt is not None and params.messages is not None:
         raise InputError("prompt: give either prompt or messages, not both (put the prompt in messages as a user turn)")
     if params.prompt is None and params.messages is None:
@@ -359,7 +370,7 @@ def _messages(params: ChatParams, settings: Settings) -> list[chat_pb2.Message]:
     # A continued stored conversation already holds the user's turn; new messages may be results only.
     if params.previous_response_id is None and not any(m.role == "user" for m in given):
         raise InputError("messages: needs at least one turn with role 'user'")
-    return [*head, *(_message(i, m, settings) for i, m in enumerate(given))]
+    return [*head, *[await _message(i, m, settings) for i, m in enumerate(given)]]
 
 
 def _tools(params: ChatParams) -> list[chat_pb2.Tool]:
@@ -403,13 +414,14 @@ def _tool_choice(params: ChatParams, tools: list[chat_pb2.Tool]) -> chat_pb2.Too
     return chat_pb2.ToolChoice(function_name=choice)
 
 
-def to_request(params: ChatParams, settings: Settings) -> chat_pb2.GetCompletionsRequest:
+async def to_request(params: ChatParams, settings: Settings) -> chat_pb2.GetCompletionsRequest:
     """The xAI request for `params`; raises InputError for what the schema cannot rule out.
 
-    Optional proto fields are set only when given, so xAI applies its own defaults.
+    Optional proto fields are set only when given, so xAI applies its own defaults. Async only
+    because local image files named in messages are read off the event loop.
     """
     request = chat_pb2.GetCompletionsRequest(
-        model=params.model or settings.default_model, messages=_messages(params, settings)
+        model=params.model or settings.default_model, messages=await _messages(params, settings)
     )
     for name in ("temperature", "top_p", "max_tokens", "seed"):
         value = getattr(params, name)

@@ -8,12 +8,13 @@ import struct
 from collections.abc import Iterable
 from typing import Annotated, Literal
 
-from mcp.server.mcpserver import Context
 from pydantic import BaseModel, Field
 
 from xai_mcp import rpc
 from xai_mcp._pb.v1 import embed_pb2
-from xai_mcp.tools._common import SPENDS, InputError, ToolSpec, app
+from xai_mcp.errors import InputError
+from xai_mcp.state import ToolContext
+from xai_mcp.tools._common import SPENDS, ToolSpec, app
 
 Encoding = Literal["float", "base64"]
 
@@ -109,7 +110,7 @@ async def embed(
         Field(description="float: a list of numbers; base64: little-endian float32 bytes, about 4x more compact."),
     ] = "float",
     *,
-    ctx: Context,
+    ctx: ToolContext,
 ) -> EmbedResult:
     """Turn texts into embedding vectors with an xAI embedding model, for similarity search or clustering.
 

@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from mcp.server.mcpserver import Context
 from mcp.types import CallToolResult, ContentBlock, ImageContent, TextContent
 from pydantic import BaseModel, Field
 
@@ -22,6 +21,7 @@ from xai_mcp import media, rpc
 from xai_mcp._pb.v1 import image_pb2
 from xai_mcp.errors import ServerError
 from xai_mcp.sources import default_input_roots, resolve_image, sniff_image_type
+from xai_mcp.state import ToolContext
 from xai_mcp.tools._common import SPENDS, ToolSpec, app
 from xai_mcp.tools._units import cost_usd
 
@@ -236,7 +236,7 @@ def _summary(result: ImageResult) -> str:
 # --- the shared body -----------------------------------------------------------------------
 
 
-async def _generate(ctx: Context, request: image_pb2.GenerateImageRequest, output: Output) -> CallToolResult:
+async def _generate(ctx: ToolContext, request: image_pb2.GenerateImageRequest, output: Output) -> CallToolResult:
     state = app(ctx)
     response = await state.xai.call(rpc.GENERATE_IMAGE, request, subject=f"model '{request.model}'")
     generated = _from_response(response)
@@ -249,7 +249,7 @@ async def _generate(ctx: Context, request: image_pb2.GenerateImageRequest, outpu
             item.size_bytes = image.size
             if output == "file":
                 suffix = _SUFFIXES.get(image.mime_type or "", ".png")
-                path = media.save(state.settings.output_dir, request.prompt, suffix, image.data())
+                path = await media.save(state.settings.output_dir, request.prompt, suffix, image.data())
                 item.path = str(path)
             else:
                 # The picture travels once, in the image block; structured content stays small.
@@ -288,7 +288,7 @@ async def generate_image(
     quality: QualityArg = None,
     output: OutputArg = "inline",
     *,
-    ctx: Context,
+    ctx: ToolContext,
 ) -> Annotated[CallToolResult, ImageResult]:
     """Create new images from a text prompt with xAI's image models. Spends money on the user's xAI
     account (per image). By default the images come back inline for the user to see; use
@@ -327,14 +327,14 @@ async def edit_image(
     quality: QualityArg = None,
     output: OutputArg = "inline",
     *,
-    ctx: Context,
+    ctx: ToolContext,
 ) -> Annotated[CallToolResult, ImageResult]:
     """Edit or combine existing images according to a prompt (e.g. restyle a photo, merge several
     pictures). Spends money on the user's xAI account (per image). Returns the new images like
     generate_image: inline by default, or as temporary URLs or saved files."""
     state = app(ctx)
     roots = default_input_roots(state.settings.output_dir)
-    sources = [resolve_image(value, field=f"images[{i}]", roots=roots) for i, value in enumerate(images)]
+    sources = [await resolve_image(value, field=f"images[{i}]", roots=roots) for i, value in enumerate(images)]
     request = _to_request(
         prompt=prompt,
         model=model,

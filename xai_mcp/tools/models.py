@@ -8,13 +8,13 @@ from typing import Annotated, Any, Literal
 
 from google.protobuf import empty_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
-from mcp.server.mcpserver import Context
 from pydantic import BaseModel, Field
 
 from xai_mcp import rpc
 from xai_mcp._pb.v1 import models_pb2
-from xai_mcp.errors import NotFound, XaiError
-from xai_mcp.tools._common import READ_ONLY, InputError, ToolSpec, app
+from xai_mcp.errors import InputError, NotFound, XaiError
+from xai_mcp.state import ToolContext
+from xai_mcp.tools._common import READ_ONLY, ToolSpec, app
 
 ModelKind = Literal["language", "embedding", "image"]
 KindFilter = Literal["language", "embedding", "image", "all"]
@@ -169,7 +169,7 @@ async def list_models(
         Field(description="Which models: language (chat/sampling), image (generation), embedding, or all."),
     ] = "all",
     *,
-    ctx: Context,
+    ctx: ToolContext,
 ) -> ModelList:
     """List the xAI models this API key can use, with aliases, context length, modalities and prices in USD.
 
@@ -205,7 +205,7 @@ async def get_model(
         Field(min_length=1, max_length=200, description="Model name or alias, e.g. grok-4 or grok-imagine-image."),
     ],
     *,
-    ctx: Context,
+    ctx: ToolContext,
 ) -> ModelInfo:
     """Describe one xAI model (language, image or embedding) by name or alias: canonical name, prices in USD, limits.
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Annotated
 
-from mcp.server.mcpserver import Context
 from pydantic import BaseModel, Field
 
 from xai_mcp import rpc
 from xai_mcp._pb.v1 import sample_pb2, usage_pb2
-from xai_mcp.errors import cut_short
+from xai_mcp.errors import InputError, cut_short
 from xai_mcp.polling import StreamProgress
-from xai_mcp.tools._common import SPENDS, InputError, ToolSpec, app
+from xai_mcp.state import ToolContext
+from xai_mcp.tools._common import SPENDS, ToolSpec, app
 from xai_mcp.tools._units import FinishReason, cost_usd, finish_reason, tokens
 
 _INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
@@ -154,7 +154,7 @@ async def sample_text(
         int | None, Field(ge=_INT32_MIN, le=_INT32_MAX, description="Seed for repeatable sampling.")
     ] = None,
     *,
-    ctx: Context,
+    ctx: ToolContext,
 ) -> SampleResult:
     """Continue a raw text prompt with an xAI language model (plain completion, no chat roles or template).
 

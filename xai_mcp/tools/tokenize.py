@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from mcp.server.mcpserver import Context
 from pydantic import BaseModel, Field
 
 from xai_mcp import rpc
 from xai_mcp._pb.v1 import tokenize_pb2
-from xai_mcp.tools._common import READ_ONLY, InputError, ToolSpec, app
+from xai_mcp.errors import InputError
+from xai_mcp.state import ToolContext
+from xai_mcp.tools._common import READ_ONLY, ToolSpec, app
 
 # Enough to inspect how a text splits; a long document's full token list would flood the
 # agent's context, and the count stays exact either way.
@@ -70,7 +71,7 @@ async def tokenize_text(
         Field(description=f"List the tokens (the first {MAX_TOKENS_RETURNED:,}); false returns only the count."),
     ] = True,
     *,
-    ctx: Context,
+    ctx: ToolContext,
 ) -> TokenizeResult:
     """Count the tokens an xAI language model sees in a text, and list them (id and text).
 

@@ -11,15 +11,15 @@ import logging
 import time
 from typing import Annotated, Literal
 
-from mcp.server.mcpserver import Context
 from pydantic import BaseModel, Field
 
 from xai_mcp import rpc
 from xai_mcp._pb.v1 import deferred_pb2, image_pb2, video_pb2
-from xai_mcp.errors import XaiError
+from xai_mcp.errors import InputError, XaiError
 from xai_mcp.polling import Poll, Progress, wait_for
 from xai_mcp.sources import default_input_roots, resolve_image
-from xai_mcp.tools._common import READ_ONLY, SPENDS, InputError, ToolSpec, app
+from xai_mcp.state import ToolContext
+from xai_mcp.tools._common import READ_ONLY, SPENDS, ToolSpec, app
 from xai_mcp.tools._units import cost_usd
 
 log = logging.getLogger(__name__)
@@ -195,7 +195,7 @@ def _progress_message(pb: video_pb2.GetDeferredVideoResponse, waited: float) -> 
 # --- waiting -------------------------------------------------------------------------------
 
 
-async def _wait(ctx: Context, request_id: str, wait_seconds: float | None, model: str | None) -> VideoResult:
+async def _wait(ctx: ToolContext, request_id: str, wait_seconds: float | None, model: str | None) -> VideoResult:
     """Poll one job until it ends or the window closes; a still-running job is a pending result."""
     state = app(ctx)
     window = state.settings.wait_seconds if wait_seconds is None else wait_seconds
@@ -218,7 +218,7 @@ async def _wait(ctx: Context, request_id: str, wait_seconds: float | None, model
     return result
 
 
-async def _start_and_wait(ctx: Context, request_id: str, wait_seconds: float | None, model: str) -> VideoResult:
+async def _start_and_wait(ctx: ToolContext, request_id: str, wait_seconds: float | None, model: str) -> VideoResult:
     """Wait on a job just started; if polling fails, the error still names the id to resume with."""
     try:
         return await _wait(ctx, request_id, wait_seconds, model)
@@ -261,7 +261,7 @@ async def generate_video(
     model: ModelArg = "grok-imagine-video",
     wait_seconds: WaitArg = None,
     *,
-    ctx: Context,
+    ctx: ToolContext,
 ) -> VideoResult:
     """Generate a short video from a prompt, optionally starting from an image or editing a video.
     Spends money on the user's xAI account (per second of video). Waits for the job, reporting
@@ -272,7 +272,7 @@ async def generate_video(
     state = app(ctx)
     image_url = None
     if image is not None:
-        image_url = resolve_image(image, field="image", roots=default_input_roots(state.settings.output_dir))
+        image_url = await resolve_image(image, field="image", roots=default_input_roots(state.settings.output_dir))
     source = _video_source(video, "video") if video is not None else None
     request = _to_generate_request(
         prompt=prompt,
@@ -303,7 +303,7 @@ async def extend_video(
     model: ModelArg = "grok-imagine-video",
     wait_seconds: WaitArg = None,
     *,
-    ctx: Context,
+    ctx: ToolContext,
 ) -> VideoResult:
     """Continue an existing video with new footage that follows a prompt. Spends money on the user's
     xAI account (per added second). Waits like generate_video and returns the longer video's
@@ -322,7 +322,7 @@ async def get_video(
     ],
     wait_seconds: WaitArg = None,
     *,
-    ctx: Context,
+    ctx: ToolContext,
 ) -> VideoResult:
     """Check on a video job started earlier and keep waiting for it (with progress) up to wait_seconds.
     Free: costs nothing. Returns the same result as generate_video: done with a temporary URL,
