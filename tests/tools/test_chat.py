@@ -552,6 +552,19 @@ async def test_tool_list_and_schemas(client: Client) -> None:
     assert tools["get_deferred_chat"].input_schema["required"] == ["request_id"]
 
 
+async def test_chat_and_batch_requests_share_one_parameter_definition(client: Client) -> None:
+    # chat's request arguments and a batch request's fields are both ChatParams' fields, published
+    # from the one definition; the chat tool's own arguments (how it waits) stay out of batches.
+    tools = {tool.name: tool for tool in (await client.list_tools()).tools}
+    chat = tools["chat"].input_schema["properties"]
+    batch_request = tools["create_batch"].input_schema["$defs"]["BatchChatRequest"]["properties"]
+    shared = chat_convert.ChatParams.model_json_schema()["properties"]
+    assert list(chat) == [*shared, "deferred", "wait_seconds"]
+    assert set(batch_request) == {*shared, "batch_request_id"}
+    for name, spec in shared.items():
+        assert chat[name] == spec == batch_request[name], name
+
+
 # The pure converters (no server needed).
 
 

@@ -145,7 +145,12 @@ def _publish_chat_params(fn: Callable[..., Any]) -> None:
     """
     hints = get_type_hints(ChatParams, include_extras=True)
     fields = [
-        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=field.default, annotation=hints[name])
+        inspect.Parameter(
+            name,
+            inspect.Parameter.KEYWORD_ONLY,
+            default=inspect.Parameter.empty if field.is_required() else field.get_default(call_default_factory=True),
+            annotation=hints[name],
+        )
         for name, field in ChatParams.model_fields.items()
     ]
     own = inspect.signature(fn, eval_str=True)

@@ -231,6 +231,9 @@ Functions = Annotated[
 class ChatParams(BaseModel):
     """Everything a chat request can say, validated; `to_request` turns it into the proto."""
 
+    # Field rules only: the chat tool builds this with model_construct from arguments the SDK has
+    # validated field by field, so a model validator here would not run for chat. Rules across
+    # fields belong in `to_request`, which both tools run.
     model_config = _NO_UNKNOWN_KEYS
 
     prompt: Prompt = None
