@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from conftest import MANAGEMENT_KEY, TEST_KEY
+from _helpers import MANAGEMENT_KEY, TEST_KEY
 from mcp import Client
 
 from xai_mcp.serve import EMULATOR_KEY
@@ -36,8 +36,8 @@ HTTP_TOKEN_2 = "http-rotated-token-for-tests-0b9d3f6e2a71c4e8"
 HTTP_TOKEN_3 = "http-unknown-token-for-tests-c6a1e07f93b5d24d"  # never accepted
 WRONG_KEY = "xai-wrong-key-which-must-stay-secret-42"  # a rejected key (test_channel, test_secret_scan)
 SECRETS: dict[str, str] = {
-    "TEST_KEY": TEST_KEY,  # the suite's API key (conftest)
-    "MANAGEMENT_KEY": MANAGEMENT_KEY,  # the suite's management key (conftest)
+    "TEST_KEY": TEST_KEY,  # the suite's API key (_helpers)
+    "MANAGEMENT_KEY": MANAGEMENT_KEY,  # the suite's management key (_helpers)
     "other key (emulator/_files_helpers.py)": "xai-other-test-key-0123456789abcdef",
     "HTTP_TOKEN": HTTP_TOKEN,
     "HTTP_TOKEN_2": HTTP_TOKEN_2,

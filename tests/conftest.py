@@ -4,22 +4,20 @@ from __future__ import annotations
 
 import gc
 import inspect
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import grpc
+import grpc.aio
 import pytest
+from _helpers import ERAS, TEST_KEY, xai_variables
 from mcp import Client
-from mcp.types import CallToolResult, TextContent
 
 from xai_mcp.emulator.config import EmulatorConfig
 from xai_mcp.emulator.server import Emulator
 from xai_mcp.server import create_server
 from xai_mcp.settings import Settings
 
-TEST_KEY = "xai-test-key-0123456789abcdef"
-MANAGEMENT_KEY = "xai-mgmt-test-key-0123456789abcdef"  # the emulator's Collections (management) key
 # tests/_secret_scan.py fails any test whose output shows a fake secret; pytester runs it on itself.
 pytest_plugins = ["_secret_scan", "pytester"]
 
@@ -54,6 +52,28 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             terminalreporter.write_line(line)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_xai_environment_for_the_session() -> Iterator[None]:
+    """Remove every XAI_* variable from the process environment for the whole run.
+
+    Settings() reads the environment when it is built, and server subprocesses inherit it: a
+    developer's exported XAI_API_KEY or XAI_MCP_DEFAULT_MODEL must not change what a test sees.
+    Tests that need a variable set it explicitly (monkeypatch.setenv, or a subprocess's env=).
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        for name in xai_variables():
+            patch.delenv(name)
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _no_xai_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Per test as well: a variable a previous test set in os.environ without monkeypatch is gone
+    # while this test runs (and restored after it, as monkeypatch does).
+    for name in xai_variables():
+        monkeypatch.delenv(name)
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
@@ -83,8 +103,6 @@ async def channel(emulator: Emulator) -> AsyncIterator[grpc.aio.Channel]:
 
 # The MCP server, in memory, against the emulator.
 
-ERAS = ("legacy", "2026-07-28")  # the initialize handshake (Claude Desktop) and the modern era
-
 
 @pytest.fixture
 def settings(emulator: Emulator, tmp_path: Path) -> Settings:
@@ -104,16 +122,3 @@ async def client(request: pytest.FixtureRequest, settings: Settings) -> AsyncIte
     """An MCP client connected in memory to a server with every toolset, in each protocol era."""
     async with Client(create_server(settings), mode=request.param) as connected:
         yield connected
-
-
-def structured(result: CallToolResult) -> dict[str, Any]:
-    """The structured result of a successful call (fails the test with the error text otherwise)."""
-    assert not result.is_error, result.content
-    assert result.structured_content is not None
-    return result.structured_content
-
-
-def error_text(result: CallToolResult) -> str:
-    """The message of a failed call (fails the test if the call succeeded)."""
-    assert result.is_error, result.structured_content
-    return " ".join(block.text for block in result.content if isinstance(block, TextContent))

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from conftest import TEST_KEY, error_text, structured
+from _helpers import TEST_KEY, error_text, structured
 from mcp import Client
 
 from xai_mcp.emulator import png

@@ -11,7 +11,7 @@ from typing import Any
 
 import anyio
 import pytest
-from conftest import structured
+from _helpers import structured
 from mcp import Client
 
 from xai_mcp.emulator.server import Emulator

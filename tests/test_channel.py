@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import anyio
 import grpc
 import pytest
-from conftest import TEST_KEY
+from _helpers import TEST_KEY
 
 from xai_mcp import errors, rpc
 from xai_mcp._pb.v1 import chat_pb2, deferred_pb2, files_pb2, image_pb2, tokenize_pb2

@@ -16,7 +16,7 @@ import anyio
 import grpc
 import grpc.aio
 import pytest
-from conftest import TEST_KEY
+from _helpers import TEST_KEY
 from google.protobuf import wrappers_pb2
 
 from xai_mcp import errors, rpc

@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from _helpers import TEST_KEY, structured
 from _secret_scan import scan_process
-from conftest import TEST_KEY, structured
 from mcp import Client
 from pydantic import SecretStr
 

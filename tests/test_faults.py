@@ -17,7 +17,7 @@ from typing import Any
 import anyio
 import grpc
 import pytest
-from conftest import TEST_KEY, error_text, structured
+from _helpers import TEST_KEY, error_text, structured
 from mcp import Client, StdioServerParameters
 
 from xai_mcp import errors, polling, rpc

@@ -22,8 +22,8 @@ from typing import Any
 import anyio
 import jsonschema
 import pytest
+from _helpers import TEST_KEY, error_text, settings_from, structured
 from anyio.from_thread import BlockingPortal, start_blocking_portal
-from conftest import TEST_KEY, error_text, structured
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mcp import Client
@@ -44,7 +44,7 @@ RULED_OUT = settings(max_examples=40, deadline=None, suppress_health_check=[Heal
 HOSTILE = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 MAX_LIST = 3  # items per generated list: enough to reach item validation, cheap to send
 HUGE = 100_000  # the longest string generated for a field that allows more
-OFFLINE = Settings(api_key="fuzz-key", api_host="127.0.0.1:9", insecure=True)
+OFFLINE = settings_from(api_key="fuzz-key", api_host="127.0.0.1:9", insecure=True)
 # Listed from the server itself (no network: listing tools does not touch xAI).
 TOOL_NAMES = sorted(tool.name for tool in anyio.run(create_server(OFFLINE).list_tools))
 

@@ -13,8 +13,8 @@ from contextlib import asynccontextmanager, contextmanager
 import anyio
 import httpx2
 import pytest
+from _helpers import TEST_KEY, structured
 from _secret_scan import HTTP_TOKEN, scan_process
-from conftest import TEST_KEY, structured
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 

@@ -27,8 +27,8 @@ from typing import Any
 import anyio
 import httpx2
 import pytest
+from _helpers import TEST_KEY
 from _secret_scan import scan
-from conftest import TEST_KEY
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client

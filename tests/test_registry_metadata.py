@@ -14,7 +14,7 @@ from typing import Any
 
 import jsonschema
 import pytest
-from conftest import TEST_KEY
+from _helpers import TEST_KEY
 from mcp import Client
 
 from xai_mcp import __version__

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import anyio
 import pytest
+from _helpers import MANAGEMENT_KEY, TEST_KEY
 from _secret_scan import scan_process
-from conftest import MANAGEMENT_KEY, TEST_KEY
 
 from xai_mcp.emulator import mp4
 from xai_mcp.emulator.config import EmulatorConfig

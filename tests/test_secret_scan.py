@@ -18,8 +18,8 @@ from typing import Any
 
 import anyio
 import pytest
+from _helpers import TEST_KEY
 from _secret_scan import SECRETS, WRONG_KEY, scan_process
-from conftest import TEST_KEY
 
 from xai_mcp.emulator.config import EmulatorConfig
 
@@ -130,7 +130,7 @@ def test_every_fake_key_in_the_suite_is_scanned_for():
     for path in TESTS.rglob("*.py"):
         for value in _key_like_literals(ast.parse(path.read_text(), str(path))):
             literals.setdefault(value, str(path.relative_to(TESTS)))
-    assert TEST_KEY in literals  # the walk finds the suite's own key (conftest)
+    assert TEST_KEY in literals  # the walk finds the suite's own key (_helpers)
     missing = {value: where for value, where in literals.items() if value not in SECRETS.values()}
     # The probe key below is leaked on purpose (gRPC core tracing) and must not fail the suite.
     assert missing == {TRACED_KEY: "test_secret_scan.py"}, "add these to SECRETS in tests/_secret_scan.py"

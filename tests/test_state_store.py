@@ -21,8 +21,8 @@ import anyio
 import anyio.abc
 import pytest
 import redis.asyncio as aioredis
+from _helpers import TEST_KEY
 from anyio.streams.buffered import BufferedByteReceiveStream
-from conftest import TEST_KEY
 
 from xai_mcp.state_store import (
     SUMMARY_MAX_CHARS,

@@ -14,8 +14,8 @@ from typing import Any
 
 import anyio
 import pytest
+from _helpers import TEST_KEY, structured
 from _secret_scan import scan, scan_process
-from conftest import TEST_KEY, structured
 from mcp import Client, StdioServerParameters
 
 pytestmark = pytest.mark.slow

@@ -11,10 +11,10 @@ import os
 from pathlib import Path
 
 import pytest
+from _helpers import settings_from
 from mcp import Client
 
 from xai_mcp.server import create_server
-from xai_mcp.settings import Settings
 from xai_mcp.tools import CATALOG as TOOLSET_TABLE
 from xai_mcp.tools import TOOLSETS
 from xai_mcp.tools.catalog import readme_section, readme_table
@@ -22,7 +22,7 @@ from xai_mcp.tools.catalog import readme_section, readme_table
 SNAPSHOTS = Path(__file__).with_name("snapshots") / "tools"
 # Derived from the toolset table; the snapshots (one file per tool) pin the names independently.
 CATALOG = {toolset.id: [spec.name for spec in toolset.tools()] for toolset in TOOLSET_TABLE}
-OFFLINE = Settings(api_key="snapshot-key", api_host="127.0.0.1:9", insecure=True)
+OFFLINE = settings_from(api_key="snapshot-key", api_host="127.0.0.1:9", insecure=True)
 
 
 async def _tools(**options) -> list:

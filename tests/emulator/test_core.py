@@ -17,7 +17,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from conftest import TEST_KEY
+from _helpers import TEST_KEY
 from google.protobuf import empty_pb2
 
 from xai_mcp._pb.v1 import (

@@ -9,7 +9,7 @@ import anyio
 import grpc
 import pytest
 from _files_helpers import keyed_channel, rejected, upload
-from conftest import MANAGEMENT_KEY, TEST_KEY
+from _helpers import MANAGEMENT_KEY, TEST_KEY
 
 from xai_mcp._pb.v1 import (
     chat_pb2,

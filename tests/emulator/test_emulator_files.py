@@ -9,8 +9,8 @@ import anyio
 import grpc
 import pytest
 from _files_helpers import OTHER_KEY, http_get, keyed_channel, rejected, upload
+from _helpers import TEST_KEY
 from _secret_scan import WRONG_KEY
-from conftest import TEST_KEY
 
 from xai_mcp._pb.v1 import files_pb2, files_pb2_grpc
 from xai_mcp.emulator.server import Emulator

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import grpc
 import pytest
+from _helpers import TEST_KEY
 from _secret_scan import WRONG_KEY
 from _wire import our_files
-from conftest import TEST_KEY
 from google.protobuf import descriptor_pb2
 from google.protobuf.wrappers_pb2 import Int32Value, StringValue
 

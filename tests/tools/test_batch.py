@@ -7,7 +7,7 @@ from typing import Any
 
 import grpc
 import pytest
-from conftest import error_text, structured
+from _helpers import error_text, structured
 from mcp import Client
 
 from xai_mcp._pb.v1 import batch_pb2, batch_pb2_grpc, chat_pb2, image_pb2

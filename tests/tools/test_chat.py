@@ -12,7 +12,7 @@ from typing import Any
 import grpc
 import jsonschema
 import pytest
-from conftest import error_text, structured
+from _helpers import error_text, structured
 from mcp import Client
 
 from xai_mcp import polling

@@ -10,7 +10,7 @@ import zlib
 from pathlib import Path
 
 import anyio
-from conftest import error_text, structured
+from _helpers import error_text, structured
 from mcp import Client
 from mcp.types import CallToolResult, ImageContent, TextContent
 

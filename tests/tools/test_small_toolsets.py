@@ -8,7 +8,7 @@ import struct
 from typing import Any
 
 import grpc
-from conftest import TEST_KEY, error_text, structured
+from _helpers import TEST_KEY, error_text, structured
 from mcp import Client
 from mcp.types import TextContent
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import anyio
 import grpc
 import pytest
-from conftest import error_text, structured
+from _helpers import error_text, structured
 from mcp import Client
 
 from xai_mcp._pb.v1 import deferred_pb2, image_pb2, video_pb2
