@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import anyio
 from pydantic import ValidationError
@@ -149,7 +150,7 @@ def configure_logging(verbosity: int, default: str, secrets: Sequence[str] = ())
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    overrides: dict[str, object] = {}
+    overrides: dict[str, Any] = {}
     if getattr(args, "toolsets", None):
         overrides["toolsets"] = args.toolsets
     if getattr(args, "read_only", None):

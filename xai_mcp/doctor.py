@@ -23,6 +23,7 @@ from typing import Any, TextIO
 
 import anyio
 import grpc
+import grpc.aio
 from google.protobuf import empty_pb2
 
 from xai_mcp import __version__, media, rpc
@@ -150,8 +151,10 @@ def _probe(host: str, port: int, timeout: float) -> str:
         addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError:
         return "is not reachable: the DNS lookup of the host name failed" if not proxied else ""
+    # A SOCK_STREAM lookup gives IPv4 or IPv6 addresses, whose first two items are (ip, port).
+    sockaddr = addresses[0][4]
     try:
-        with socket.create_connection(addresses[0][4][:2], timeout=min(timeout, 3.0)):
+        with socket.create_connection((str(sockaddr[0]), int(sockaddr[1])), timeout=min(timeout, 3.0)):
             pass
     except ConnectionRefusedError:
         return "is not reachable: connection refused (nothing listens on that port)"
@@ -203,7 +206,8 @@ def _auth_fix(err: XaiError) -> str:
 async def check_models(state: _State) -> Check:
     if not state.key_ok or state.client is None:
         return Check("models", None, "skipped: needs a valid key")
-    listings = (
+    # Three response types, each with a repeated `models` whose items have a `name`.
+    listings: tuple[tuple[str, rpc.Rpc[empty_pb2.Empty, Any]], ...] = (
         ("language", rpc.LIST_LANGUAGE_MODELS),
         ("image", rpc.LIST_IMAGE_GENERATION_MODELS),
         ("embedding", rpc.LIST_EMBEDDING_MODELS),

@@ -90,9 +90,10 @@ class Settings(BaseSettings):
     default_model: Annotated[str, Field(min_length=1, description="Chat model used when a call names none.")] = (
         "grok-4.20-reasoning"
     )
-    output_dir: Annotated[
-        Path, Field(default_factory=_default_output_dir, description="Folder where saved images are written.")
-    ]
+    # The factory is the assigned default (not inside Annotated) so type checkers see that it has one.
+    output_dir: Annotated[Path, Field(description="Folder where saved images are written.")] = Field(
+        default_factory=_default_output_dir
+    )
     toolsets: Annotated[
         str,
         Field(description=f"Comma-separated toolsets to serve ({','.join(TOOLSETS)}), or 'all'."),

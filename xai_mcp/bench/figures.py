@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from xai_mcp._pb.v1 import video_pb2
 from xai_mcp.bench.floors import SDK_POLL_INTERVAL, Direct
 from xai_mcp.bench.stdio import StdioPeer, cpu_seconds, rss_bytes, server_command
 from xai_mcp.emulator import chat_stream
@@ -313,6 +314,12 @@ async def streaming(run: Run) -> Figure:
 # --- polling -------------------------------------------------------------------------------
 
 
+def _video_polls(emulator: Emulator) -> Counter[str]:
+    """How many GetDeferredVideo polls reached the emulator so far, by video request id."""
+    requests = emulator.requests("GetDeferredVideo")
+    return Counter(r.request_id for r in requests if isinstance(r, video_pb2.GetDeferredVideoRequest))
+
+
 async def polling(run: Run) -> Figure:
     """A video that takes T seconds: our generate_video vs a 1 s polling loop, started together."""
     seconds = run.sizes.video_seconds
@@ -323,7 +330,7 @@ async def polling(run: Run) -> Figure:
     try:
         async with run.peer(OURS) as ours:
             await asyncio.gather(_ready(ours), direct.warm())
-            polls_before = Counter(r.request_id for r in emulator.requests("GetDeferredVideo"))
+            polls_before = _video_polls(emulator)
 
             async def our_video(i: int) -> tuple[str, float]:
                 started = time.perf_counter()
@@ -344,7 +351,7 @@ async def polling(run: Run) -> Figure:
     finally:
         emulator.config.video_seconds = saved
         await direct.close()
-    polls = Counter(r.request_id for r in emulator.requests("GetDeferredVideo"))
+    polls = _video_polls(emulator)
     polls.subtract(polls_before)
     ours_late = [elapsed - seconds for _, elapsed in done[:n]]
     base_late = [elapsed - seconds for _, elapsed in done[n:]]

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import grpc
+import grpc.aio
 from google.protobuf import empty_pb2
 from google.rpc import status_pb2
 
@@ -280,7 +281,9 @@ class BatchService(batch_pb2_grpc.BatchMgmtServicer):
     # RPCs
 
     async def CreateBatch(
-        self, request: batch_pb2.CreateBatchRequest, context: grpc.aio.ServicerContext
+        self,
+        request: batch_pb2.CreateBatchRequest,
+        context: grpc.aio.ServicerContext[batch_pb2.CreateBatchRequest, batch_pb2.Batch],
     ) -> batch_pb2.Batch:
         if not request.name.strip():
             raise Rejected(grpc.StatusCode.INVALID_ARGUMENT, "name must not be empty")
@@ -297,13 +300,19 @@ class BatchService(batch_pb2_grpc.BatchMgmtServicer):
         log.debug("batch %s created", batch.batch_id)
         return self._to_proto(batch)
 
-    async def GetBatch(self, request: batch_pb2.GetBatchRequest, context: grpc.aio.ServicerContext) -> batch_pb2.Batch:
+    async def GetBatch(
+        self,
+        request: batch_pb2.GetBatchRequest,
+        context: grpc.aio.ServicerContext[batch_pb2.GetBatchRequest, batch_pb2.Batch],
+    ) -> batch_pb2.Batch:
         batch = self._get(request.batch_id)
         await self._settle(batch)
         return self._to_proto(batch)
 
     async def ListBatches(
-        self, request: batch_pb2.ListBatchesRequest, context: grpc.aio.ServicerContext
+        self,
+        request: batch_pb2.ListBatchesRequest,
+        context: grpc.aio.ServicerContext[batch_pb2.ListBatchesRequest, batch_pb2.ListBatchesResponse],
     ) -> batch_pb2.ListBatchesResponse:
         newest_first = sorted(self._batches.values(), key=lambda b: b.seq, reverse=True)
         page, token = _page(
@@ -324,7 +333,9 @@ class BatchService(batch_pb2_grpc.BatchMgmtServicer):
         return out
 
     async def CancelBatch(
-        self, request: batch_pb2.CancelBatchRequest, context: grpc.aio.ServicerContext
+        self,
+        request: batch_pb2.CancelBatchRequest,
+        context: grpc.aio.ServicerContext[batch_pb2.CancelBatchRequest, batch_pb2.Batch],
     ) -> batch_pb2.Batch:
         batch = self._get(request.batch_id)
         await self._settle(batch)  # what is already due finishes; the rest is cancelled
@@ -338,7 +349,9 @@ class BatchService(batch_pb2_grpc.BatchMgmtServicer):
         return self._to_proto(batch)
 
     async def AddBatchRequests(
-        self, request: batch_pb2.AddBatchRequestsRequest, context: grpc.aio.ServicerContext
+        self,
+        request: batch_pb2.AddBatchRequestsRequest,
+        context: grpc.aio.ServicerContext[batch_pb2.AddBatchRequestsRequest, empty_pb2.Empty],
     ) -> empty_pb2.Empty:
         batch = self._get(request.batch_id)
         if batch.cancelled_wall is not None:
@@ -378,7 +391,11 @@ class BatchService(batch_pb2_grpc.BatchMgmtServicer):
         return empty_pb2.Empty()
 
     async def ListBatchRequestMetadata(
-        self, request: batch_pb2.ListBatchRequestMetadataRequest, context: grpc.aio.ServicerContext
+        self,
+        request: batch_pb2.ListBatchRequestMetadataRequest,
+        context: grpc.aio.ServicerContext[
+            batch_pb2.ListBatchRequestMetadataRequest, batch_pb2.ListBatchRequestMetadataResponse
+        ],
     ) -> batch_pb2.ListBatchRequestMetadataResponse:
         batch = self._get(request.batch_id)
         await self._settle(batch)
@@ -399,7 +416,9 @@ class BatchService(batch_pb2_grpc.BatchMgmtServicer):
         return out
 
     async def ListBatchResults(
-        self, request: batch_pb2.ListBatchResultsRequest, context: grpc.aio.ServicerContext
+        self,
+        request: batch_pb2.ListBatchResultsRequest,
+        context: grpc.aio.ServicerContext[batch_pb2.ListBatchResultsRequest, batch_pb2.ListBatchResultsResponse],
     ) -> batch_pb2.ListBatchResultsResponse:
         batch = self._get(request.batch_id)
         await self._settle(batch)
@@ -422,7 +441,11 @@ class BatchService(batch_pb2_grpc.BatchMgmtServicer):
         return out
 
     async def GetBatchRequestResult(
-        self, request: batch_pb2.GetBatchRequestResultRequest, context: grpc.aio.ServicerContext
+        self,
+        request: batch_pb2.GetBatchRequestResultRequest,
+        context: grpc.aio.ServicerContext[
+            batch_pb2.GetBatchRequestResultRequest, batch_pb2.GetBatchRequestResultResponse
+        ],
     ) -> batch_pb2.GetBatchRequestResultResponse:
         batch = self._get(request.batch_id)
         await self._settle(batch)

@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 import grpc
+import grpc.aio
 
 from xai_mcp._pb.v1 import chat_pb2, chat_pb2_grpc, deferred_pb2
 from xai_mcp.emulator import chat_answer, chat_files, chat_stream
@@ -117,12 +118,16 @@ class ChatService(chat_pb2_grpc.ChatServicer):
         self._deferred: dict[str, _Deferred] = {}
 
     async def GetCompletion(
-        self, request: chat_pb2.GetCompletionsRequest, context: grpc.aio.ServicerContext
+        self,
+        request: chat_pb2.GetCompletionsRequest,
+        context: grpc.aio.ServicerContext[chat_pb2.GetCompletionsRequest, chat_pb2.GetChatCompletionResponse],
     ) -> chat_pb2.GetChatCompletionResponse:
         return complete(request, self.env, owner=caller(context))
 
     async def GetCompletionChunk(
-        self, request: chat_pb2.GetCompletionsRequest, context: grpc.aio.ServicerContext
+        self,
+        request: chat_pb2.GetCompletionsRequest,
+        context: grpc.aio.ServicerContext[chat_pb2.GetCompletionsRequest, chat_pb2.GetChatCompletionChunk],
     ) -> AsyncIterator[chat_pb2.GetChatCompletionChunk]:
         # The whole answer is computed first, so a bad request fails before any chunk.
         chunks = chat_stream.split(complete(request, self.env, owner=caller(context)))
@@ -134,7 +139,9 @@ class ChatService(chat_pb2_grpc.ChatServicer):
             yield chunk
 
     async def StartDeferredCompletion(
-        self, request: chat_pb2.GetCompletionsRequest, context: grpc.aio.ServicerContext
+        self,
+        request: chat_pb2.GetCompletionsRequest,
+        context: grpc.aio.ServicerContext[chat_pb2.GetCompletionsRequest, deferred_pb2.StartDeferredResponse],
     ) -> deferred_pb2.StartDeferredResponse:
         fails = any(FAIL_MARKER in text for m in request.messages for text in message_texts(m))
         if fails:
@@ -151,7 +158,9 @@ class ChatService(chat_pb2_grpc.ChatServicer):
         return deferred_pb2.StartDeferredResponse(request_id=request_id)
 
     async def GetDeferredCompletion(
-        self, request: deferred_pb2.GetDeferredRequest, context: grpc.aio.ServicerContext
+        self,
+        request: deferred_pb2.GetDeferredRequest,
+        context: grpc.aio.ServicerContext[deferred_pb2.GetDeferredRequest, chat_pb2.GetDeferredCompletionResponse],
     ) -> chat_pb2.GetDeferredCompletionResponse:
         job = self._deferred.get(request.request_id)
         if job is None:
@@ -168,12 +177,18 @@ class ChatService(chat_pb2_grpc.ChatServicer):
         return chat_pb2.GetDeferredCompletionResponse(status=deferred_pb2.DONE, response=job.response)
 
     async def GetStoredCompletion(
-        self, request: chat_pb2.GetStoredCompletionRequest, context: grpc.aio.ServicerContext
+        self,
+        request: chat_pb2.GetStoredCompletionRequest,
+        context: grpc.aio.ServicerContext[chat_pb2.GetStoredCompletionRequest, chat_pb2.GetChatCompletionResponse],
     ) -> chat_pb2.GetChatCompletionResponse:
         return _store_for(self.env).get(request.response_id).response
 
     async def DeleteStoredCompletion(
-        self, request: chat_pb2.DeleteStoredCompletionRequest, context: grpc.aio.ServicerContext
+        self,
+        request: chat_pb2.DeleteStoredCompletionRequest,
+        context: grpc.aio.ServicerContext[
+            chat_pb2.DeleteStoredCompletionRequest, chat_pb2.DeleteStoredCompletionResponse
+        ],
     ) -> chat_pb2.DeleteStoredCompletionResponse:
         _store_for(self.env).delete(request.response_id)
         return chat_pb2.DeleteStoredCompletionResponse(response_id=request.response_id)

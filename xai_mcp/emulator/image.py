@@ -17,6 +17,7 @@ import struct
 import zlib
 
 import grpc
+import grpc.aio
 
 from xai_mcp._pb.v1 import image_pb2, image_pb2_grpc, usage_pb2
 from xai_mcp.emulator import catalog, png

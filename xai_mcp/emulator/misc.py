@@ -15,8 +15,10 @@ import struct
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Literal
 
 import grpc
+import grpc.aio
 from google.protobuf import empty_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -71,7 +73,9 @@ def api_key_info(key: str) -> auth_pb2.ApiKey:
 
 
 class AuthService(auth_pb2_grpc.AuthServicer):
-    async def get_api_key_info(self, request: empty_pb2.Empty, context: grpc.aio.ServicerContext) -> auth_pb2.ApiKey:
+    async def get_api_key_info(
+        self, request: empty_pb2.Empty, context: grpc.aio.ServicerContext[empty_pb2.Empty, auth_pb2.ApiKey]
+    ) -> auth_pb2.ApiKey:
         # The gate already refused calls without a key.
         return api_key_info(bearer_key(context.invocation_metadata()))
 
@@ -81,7 +85,9 @@ class AuthService(auth_pb2_grpc.AuthServicer):
 
 class TokenizeService(tokenize_pb2_grpc.TokenizeServicer):
     async def TokenizeText(
-        self, request: tokenize_pb2.TokenizeTextRequest, context: grpc.aio.ServicerContext
+        self,
+        request: tokenize_pb2.TokenizeTextRequest,
+        context: grpc.aio.ServicerContext[tokenize_pb2.TokenizeTextRequest, tokenize_pb2.TokenizeTextResponse],
     ) -> tokenize_pb2.TokenizeTextResponse:
         model = resolve(request.model, "language")
         tokens = [
@@ -156,7 +162,11 @@ def _invalid(message: str) -> Rejected:
     return Rejected(grpc.StatusCode.INVALID_ARGUMENT, message)
 
 
-def _check_range(request: sample_pb2.SampleTextRequest, field: str, low: float, high: float) -> None:
+# The optional numeric fields of SampleTextRequest whose range is checked (HasField takes only these names).
+_RangedField = Literal["temperature", "top_p", "presence_penalty", "frequency_penalty", "top_logprobs"]
+
+
+def _check_range(request: sample_pb2.SampleTextRequest, field: _RangedField, low: float, high: float) -> None:
     if request.HasField(field):
         value = getattr(request, field)
         if not low <= value <= high:
@@ -268,7 +278,9 @@ class SampleService(sample_pb2_grpc.SampleServicer):
         return model, choices, header
 
     async def SampleText(
-        self, request: sample_pb2.SampleTextRequest, context: grpc.aio.ServicerContext
+        self,
+        request: sample_pb2.SampleTextRequest,
+        context: grpc.aio.ServicerContext[sample_pb2.SampleTextRequest, sample_pb2.SampleTextResponse],
     ) -> sample_pb2.SampleTextResponse:
         _, choices, response = self._prepare(request)
         for c in choices:
@@ -276,7 +288,9 @@ class SampleService(sample_pb2_grpc.SampleServicer):
         return response
 
     async def SampleTextStreaming(
-        self, request: sample_pb2.SampleTextRequest, context: grpc.aio.ServicerContext
+        self,
+        request: sample_pb2.SampleTextRequest,
+        context: grpc.aio.ServicerContext[sample_pb2.SampleTextRequest, sample_pb2.SampleTextResponse],
     ) -> AsyncIterator[sample_pb2.SampleTextResponse]:
         _, choices, header = self._prepare(request)
         # Each message carries the next few tokens of every unfinished choice; a choice's
@@ -345,7 +359,9 @@ class EmbedderService(embed_pb2_grpc.EmbedderServicer):
         raise _invalid(f"input[{index}] is empty: set a string or an image_url")
 
     async def Embed(
-        self, request: embed_pb2.EmbedRequest, context: grpc.aio.ServicerContext
+        self,
+        request: embed_pb2.EmbedRequest,
+        context: grpc.aio.ServicerContext[embed_pb2.EmbedRequest, embed_pb2.EmbedResponse],
     ) -> embed_pb2.EmbedResponse:
         model = resolve(request.model, "embedding")
         if not request.input:

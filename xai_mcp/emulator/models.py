@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 
 import grpc
+import grpc.aio
 from google.protobuf import empty_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -42,7 +43,7 @@ def _created(model: Model) -> Timestamp:
     return Timestamp(seconds=model.created)
 
 
-def _inputs(model: Model) -> list[int]:
+def _inputs(model: Model) -> list[pb.Modality.ValueType]:
     return [pb.TEXT, pb.IMAGE] if model.image_input else [pb.TEXT]
 
 
@@ -95,32 +96,40 @@ def image_model(model: Model) -> pb.ImageGenerationModel:
 
 class ModelsService(pb_grpc.ModelsServicer):
     async def ListLanguageModels(
-        self, request: empty_pb2.Empty, context: grpc.aio.ServicerContext
+        self,
+        request: empty_pb2.Empty,
+        context: grpc.aio.ServicerContext[empty_pb2.Empty, pb.ListLanguageModelsResponse],
     ) -> pb.ListLanguageModelsResponse:
         return pb.ListLanguageModelsResponse(models=[language_model(m) for m in catalog.of_kind("language")])
 
     async def ListEmbeddingModels(
-        self, request: empty_pb2.Empty, context: grpc.aio.ServicerContext
+        self,
+        request: empty_pb2.Empty,
+        context: grpc.aio.ServicerContext[empty_pb2.Empty, pb.ListEmbeddingModelsResponse],
     ) -> pb.ListEmbeddingModelsResponse:
         return pb.ListEmbeddingModelsResponse(models=[embedding_model(m) for m in catalog.of_kind("embedding")])
 
     async def ListImageGenerationModels(
-        self, request: empty_pb2.Empty, context: grpc.aio.ServicerContext
+        self,
+        request: empty_pb2.Empty,
+        context: grpc.aio.ServicerContext[empty_pb2.Empty, pb.ListImageGenerationModelsResponse],
     ) -> pb.ListImageGenerationModelsResponse:
         return pb.ListImageGenerationModelsResponse(models=[image_model(m) for m in catalog.of_kind("image")])
 
     async def GetLanguageModel(
-        self, request: pb.GetModelRequest, context: grpc.aio.ServicerContext
+        self, request: pb.GetModelRequest, context: grpc.aio.ServicerContext[pb.GetModelRequest, pb.LanguageModel]
     ) -> pb.LanguageModel:
         return language_model(resolve(request.name, "language"))
 
     async def GetEmbeddingModel(
-        self, request: pb.GetModelRequest, context: grpc.aio.ServicerContext
+        self, request: pb.GetModelRequest, context: grpc.aio.ServicerContext[pb.GetModelRequest, pb.EmbeddingModel]
     ) -> pb.EmbeddingModel:
         return embedding_model(resolve(request.name, "embedding"))
 
     async def GetImageGenerationModel(
-        self, request: pb.GetModelRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.GetModelRequest,
+        context: grpc.aio.ServicerContext[pb.GetModelRequest, pb.ImageGenerationModel],
     ) -> pb.ImageGenerationModel:
         return image_model(resolve(request.name, "image"))
 

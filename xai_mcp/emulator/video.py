@@ -15,6 +15,7 @@ import logging
 from dataclasses import dataclass
 
 import grpc
+import grpc.aio
 
 from xai_mcp._pb.v1 import deferred_pb2, image_pb2, usage_pb2, video_pb2, video_pb2_grpc
 from xai_mcp.emulator import catalog, h264, mp4
