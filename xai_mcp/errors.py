@@ -29,6 +29,7 @@ from collections.abc import Iterable
 from typing import Self
 
 import grpc
+import grpc.aio
 
 _BEARER = re.compile(r"(?i)(bearer\s+)[^\s,;\"']+")
 _MAX_DETAILS = 600

@@ -10,6 +10,7 @@ from typing import Any
 
 import anyio
 import grpc
+import grpc.aio
 from mcp.server import MCPServer
 from mcp.server.auth.provider import AccessToken, TokenVerifier
 from mcp.server.auth.settings import AuthSettings
@@ -90,7 +91,10 @@ def create_server(
     if tokens := settings.http_tokens():
         auth = {
             "token_verifier": SharedToken(tokens),
-            "auth": AuthSettings(issuer_url="http://127.0.0.1", resource_server_url=None, required_scopes=["xai-mcp"]),
+            # Validated from plain values: the field parses the URL (AnyHttpUrl(...) would add a "/").
+            "auth": AuthSettings.model_validate(
+                {"issuer_url": "http://127.0.0.1", "resource_server_url": None, "required_scopes": ["xai-mcp"]}
+            ),
         }
     server = MCPServer(
         "xai-mcp",
