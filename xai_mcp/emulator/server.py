@@ -30,6 +30,7 @@ from types import TracebackType
 from typing import Any, Literal
 
 import grpc
+import grpc.aio
 from google.protobuf.message import Message
 
 from xai_mcp.emulator.config import EmulatorConfig
@@ -143,7 +144,7 @@ def _host_for_url(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-async def _internal(method: str, exc: Exception, context: grpc.aio.ServicerContext) -> None:
+async def _internal(method: str, exc: Exception, context: grpc.aio.ServicerContext[Any, Any]) -> None:
     """A handler bug: log it with its traceback and fail the call with INTERNAL, as xAI would."""
     if isinstance(exc, grpc.aio.AbortError):
         raise exc  # the handler aborted on purpose with its own status
@@ -159,9 +160,9 @@ class _Gate(grpc.aio.ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = await continuation(handler_call_details)
         if handler is None:
             return None  # unknown method: grpc answers UNIMPLEMENTED
@@ -182,7 +183,7 @@ class _Gate(grpc.aio.ServerInterceptor):
     def _wrap_unary(
         self, method: str, behavior: Callable[..., Any], *, streaming_request: bool, management: bool = False
     ) -> Callable[..., Any]:
-        async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             await self._emu._admit(method, context, management=management)
             request = self._emu._record(method, request, streaming=streaming_request)
             try:
@@ -205,7 +206,7 @@ class _Gate(grpc.aio.ServerInterceptor):
     def _wrap_stream(
         self, method: str, behavior: Callable[..., Any], *, streaming_request: bool, management: bool = False
     ) -> Callable[..., Any]:
-        async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        async def stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
             await self._emu._admit(method, context, management=management)
             request = self._emu._record(method, request, streaming=streaming_request)
             record = self._emu._open_stream(method, context)
@@ -254,7 +255,7 @@ class Emulator:
     """The xAI-compatible emulator on loopback; use as `async with Emulator(config) as emu`."""
 
     def __init__(
-        self, config: EmulatorConfig | None = None, *, extra_handlers: Sequence[grpc.GenericRpcHandler[Any, Any]] = ()
+        self, config: EmulatorConfig | None = None, *, extra_handlers: Sequence[grpc.GenericRpcHandler] = ()
     ) -> None:
         """`extra_handlers`: more gRPC services, served behind the same gate (tests use it)."""
         self.env = Env(config or EmulatorConfig())
@@ -403,7 +404,9 @@ class Emulator:
 
     # --- the gate ----------------------------------------------------------------------
 
-    async def _admit(self, method: str, context: grpc.aio.ServicerContext, *, management: bool = False) -> None:
+    async def _admit(
+        self, method: str, context: grpc.aio.ServicerContext[Any, Any], *, management: bool = False
+    ) -> None:
         """Count, authenticate and maybe fault one call; abort it or let it through.
 
         Collections (`management`) take only the management key, every other service refuses
@@ -468,11 +471,11 @@ class Emulator:
                 return item
         return None
 
-    def _open_stream(self, method: str, context: grpc.aio.ServicerContext) -> StreamRecord:
+    def _open_stream(self, method: str, context: grpc.aio.ServicerContext[Any, Any]) -> StreamRecord:
         record = StreamRecord(method, started=time.monotonic())
         self.streams[method].append(record)
 
-        def finished(done: grpc.aio.ServicerContext) -> None:
+        def finished(done: grpc.aio.ServicerContext[Any, Any]) -> None:
             # Also catches a cancellation while gRPC, not the handler, was waiting (to send).
             if done.cancelled():
                 if record.outcome != "cancelled":  # whatever the handler thought, the client never got it all
@@ -481,7 +484,8 @@ class Emulator:
             else:
                 record.finish("complete" if done.code() in (None, grpc.StatusCode.OK) else "failed")
 
-        context.add_done_callback(finished)
+        # types-grpcio declares the callback as a class, not a Protocol, so no function matches it.
+        context.add_done_callback(finished)  # type: ignore[arg-type]
         return record
 
     def _next_fault(self, method: str) -> tuple[grpc.StatusCode, str] | None:
