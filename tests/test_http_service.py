@@ -16,8 +16,8 @@ import time
 import anyio
 import httpx2
 import pytest
+from _helpers import TEST_KEY, structured
 from _secret_scan import HTTP_TOKEN, HTTP_TOKEN_2, HTTP_TOKEN_3, scan_process
-from conftest import TEST_KEY, structured
 from mcp import MCPError
 from test_http import HEADERS, INIT, _client, _free_port, _replica_async
 
