@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from conftest import structured
+from _helpers import structured
 from mcp import Client
 
 from xai_mcp.server import create_server

@@ -8,7 +8,7 @@ refuses unknown arguments itself) or stops working (the internals moved).
 from __future__ import annotations
 
 import pytest
-from conftest import error_text
+from _helpers import error_text
 from mcp import Client
 from mcp.server import MCPServer
 
