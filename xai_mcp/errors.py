@@ -9,13 +9,23 @@
         ├── InvalidRequest      INVALID_ARGUMENT, OUT_OF_RANGE, FAILED_PRECONDITION, ALREADY_EXISTS
         ├── NotFound            NOT_FOUND (what it means is the RPC's: see `rpc.Rpc.not_found`)
         ├── AuthFailed          UNAUTHENTICATED, PERMISSION_DENIED
-        ├── RateLimited         RESOURCE_EXHAUSTED
+        │   └── RequestTooLarge a request over the gRPC message limit: refused before sending
+        ├── AnswerTooLarge      RESOURCE_EXHAUSTED that gRPC raised because an answer was larger
+        │                       than a side's message limit: processed, but the answer is lost
+        ├── RateLimited         RESOURCE_EXHAUSTED (xAI's own rate limit or quota)
         ├── TimedOut            DEADLINE_EXCEEDED
         ├── Unavailable         UNAVAILABLE
+        │   └── Refused         UNAVAILABLE from an HTTP/2 REFUSED_STREAM: never processed
+        ├── Busy                this process already runs its most paid calls at once; not sent
         ├── ImageFetchFailed    DATA_LOSS (xAI could not fetch an image URL)
         ├── Cancelled           CANCELLED
         └── ServerError         INTERNAL, UNKNOWN, UNIMPLEMENTED, ABORTED, and anything else;
                                 also an answer that is not a valid message, or a stream cut short
+
+gRPC itself raises RESOURCE_EXHAUSTED for a message over a size limit and UNAVAILABLE for a
+refused stream; its details tell those apart from xAI's own statuses (`transport_failure`), and
+each gets its own entry, because what to do differs: a rate limit is waited out, an oversized
+request is made smaller, a refused stream is simply sent again.
 
 Messages never contain the API key or the authorization header: details from the server are
 scrubbed of the key and of any bearer token before they are used. The gRPC error an XaiError
@@ -26,7 +36,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Self
+from typing import Literal, Self
 
 import grpc
 import grpc.aio
@@ -80,6 +90,14 @@ class AuthFailed(XaiError):
     pass
 
 
+class RequestTooLarge(InvalidRequest):
+    """The request is larger than a gRPC message may be: it was not sent, or not processed."""
+
+
+class AnswerTooLarge(XaiError):
+    """xAI processed the request, but its answer exceeded a message size limit and was lost."""
+
+
 class RateLimited(XaiError):
     pass
 
@@ -90,6 +108,14 @@ class TimedOut(XaiError):
 
 class Unavailable(XaiError):
     pass
+
+
+class Refused(Unavailable):
+    """The HTTP/2 stream was refused before xAI processed anything (RFC 9113 §8.7): safe to send again."""
+
+
+class Busy(XaiError):
+    """Paid work waited too long for one of this process's paid-call slots; it was not sent."""
 
 
 class ImageFetchFailed(XaiError):
@@ -153,6 +179,84 @@ _FALLBACK = (
     "xAI internal error ({code}) in the {what} request: {details}. Retry; if it persists, "
     "the problem is on xAI's side.",
 )
+
+
+# Failures gRPC itself reports with a status of xAI's, told apart by their details. The words
+# are grpc core's (1.85), checked by tests that trigger each one: "CLIENT: Sent message larger
+# than max (25200089 vs. 20971520)", "Stream removed (CLIENT: Received message larger than max
+# (…))", and from a gRPC server "SERVER: Sent …" or "SERVER: Received …". A side that is not
+# ours ("SERVER", or no prefix from another server stack) speaks of the server's messages.
+_OVERSIZE = re.compile(r"(?:\b(CLIENT|SERVER): )?(Sent|Received) message larger than max \((\d+) vs\. (\d+)\)")
+# An HTTP/2 RST_STREAM with REFUSED_STREAM (error code 7): the server refused the stream before
+# processing any of it (RFC 9113 §8.7), so it can be sent again whatever it costs.
+_REFUSED = re.compile(r"RST_STREAM with error code 7\b|REFUSED_STREAM")
+
+_REQUEST_TOO_LARGE = (
+    "The {what} request is {size}, over the {limit} gRPC message limit{whose}, so nothing was processed "
+    "or billed. Send fewer or smaller inline images or files, or pass them as URLs."
+)
+_WOULD_BE_TOO_LARGE = (
+    "{field}: the {what} request would be {size}, over the {limit} gRPC message limit, so it was not sent "
+    "(nothing was billed). Send fewer or smaller inline images or files, or pass them as URLs."
+)
+_ANSWER_TOO_LARGE = (
+    "xAI's answer to the {what} request was {size}, over the {limit} gRPC message limit{whose}, so it was "
+    "lost{processed}. Ask for less in one call: fewer images, or output='url' for images."
+)
+_PAID_PROCESSED = "; xAI processed and billed the request, so calling again pays again"
+_REFUSED_MESSAGE = (
+    "xAI refused the {what} request before processing it (HTTP/2 REFUSED_STREAM: too many requests at once "
+    "on one connection), so nothing was billed. It is safe to call again."
+)
+_BUSY = (
+    "The {what} request was not sent (nothing was billed): this server already runs {limit} paid xAI calls "
+    "at once (XAI_MCP_MAX_PAID_INFLIGHT) and none finished within {waited:g} s "
+    "(XAI_MCP_PAID_QUEUE_SECONDS). Call again shortly."
+)
+
+Transport = Literal["request_too_large", "answer_too_large", "refused"]
+
+
+def transport_failure(code: grpc.StatusCode | None, details: str) -> Transport | None:
+    """Which failure of gRPC's own a status is (see `_OVERSIZE`, `_REFUSED`), or None for xAI's."""
+    if code is grpc.StatusCode.RESOURCE_EXHAUSTED:
+        found = _OVERSIZE.search(details)
+        if found is not None:
+            ours = found.group(1) == "CLIENT"
+            sent = found.group(2) == "Sent"
+            return "request_too_large" if ours == sent else "answer_too_large"
+    if code is grpc.StatusCode.UNAVAILABLE and _REFUSED.search(details):
+        return "refused"
+    return None
+
+
+def mebibytes(size: int) -> str:
+    return f"{size / 2**20:.1f} MiB" if size % 2**20 else f"{size // 2**20} MiB"
+
+
+def _transport_error(kind: Transport, code: grpc.StatusCode, details: str, *, what: str, paid: bool) -> XaiError:
+    if kind == "refused":
+        return Refused(_REFUSED_MESSAGE.format(what=what), code=code)
+    found = _OVERSIZE.search(details)
+    assert found is not None  # transport_failure() matched it
+    size, limit = mebibytes(int(found.group(3))), mebibytes(int(found.group(4)))
+    whose = "" if found.group(1) == "CLIENT" else " of xAI's server"
+    if kind == "request_too_large":
+        return RequestTooLarge(_REQUEST_TOO_LARGE.format(what=what, size=size, limit=limit, whose=whose), code=code)
+    processed = _PAID_PROCESSED if paid else ""
+    message = _ANSWER_TOO_LARGE.format(what=what, size=size, limit=limit, whose=whose, processed=processed)
+    return AnswerTooLarge(message, code=code)
+
+
+def request_too_large(*, what: str, field: str, size: int, limit: int) -> XaiError:
+    """A request refused before it was sent: `field` is the part of it that is the largest."""
+    message = _WOULD_BE_TOO_LARGE.format(what=what, field=field, size=mebibytes(size), limit=mebibytes(limit))
+    return RequestTooLarge(message, code=grpc.StatusCode.INVALID_ARGUMENT)
+
+
+def busy(*, what: str, limit: int, waited: float) -> XaiError:
+    """Paid work that found no free paid-call slot in time (see `rpc.XaiClient`)."""
+    return Busy(_BUSY.format(what=what, limit=limit, waited=waited), code=grpc.StatusCode.RESOURCE_EXHAUSTED)
 
 
 _UNREADABLE = (
@@ -221,13 +325,18 @@ def from_rpc_error(
     host: str = "",
     secrets: Iterable[str] = (),
     not_found: str | None = None,
+    paid: bool = False,
 ) -> XaiError:
     """Map a gRPC error to the XaiError a tool raises. The single place this mapping lives.
 
     `not_found` is the message template for NOT_FOUND (placeholders {subject} and {details}):
-    what is missing, and where to look it up, depends on the call.
+    what is missing, and where to look it up, depends on the call. `paid`: the call is billed
+    (an answer lost after processing then cost money).
     """
     code, raw = status_of(err)
+    failure = transport_failure(code, raw)
+    if failure is not None and code is not None:
+        return _transport_error(failure, code, raw, what=what, paid=paid)
     details = scrub(" ".join(raw.split()), secrets)
     if len(details) > _MAX_DETAILS:
         details = details[:_MAX_DETAILS] + "…"

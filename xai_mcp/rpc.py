@@ -15,6 +15,15 @@ class:
   channel is reconnecting, the call waits for it (up to `CONNECT_WAIT`), and if it never
   connects the request was not sent and the error says so.
 
+Two failures gRPC reports itself are classed apart from xAI's statuses (see `errors.transport_failure`):
+a stream the server refused (HTTP/2 REFUSED_STREAM) was never processed, so it is sent again
+even when paid; a message over a size limit is never retried (it would fail the same way), and
+a request over the send limit is refused here, before anything is sent.
+
+Paid work also waits its turn: at most `XAI_MCP_MAX_PAID_INFLIGHT` paid calls run at once in a
+process (each holds a whole answer, up to `MAX_RECEIVE_BYTES`, in memory), the others queue up
+to `XAI_MCP_PAID_QUEUE_SECONDS` and are then refused unsent. Free calls never queue.
+
 A streaming read is retried only until its first message arrives. A client-streaming call is
 never retried: its messages come from an iterator that is consumed as they are sent.
 
@@ -24,11 +33,13 @@ An answer that is not the expected message is never retried either: it was proce
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import enum
 import logging
 import random
 import time
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Generic, TypeVar
@@ -53,13 +64,17 @@ from xai_mcp._pb.v1 import (
     tokenize_pb2,
     video_pb2,
 )
+from xai_mcp.channels import ChannelPool, Lane
 from xai_mcp.errors import (
     XaiError,
     broke_off,
+    busy,
     from_rpc_error,
     not_connected,
+    request_too_large,
     sent_once,
     status_of,
+    transport_failure,
     unreadable_answer,
 )
 from xai_mcp.settings import Settings
@@ -69,10 +84,20 @@ log = logging.getLogger(__name__)
 Req = TypeVar("Req", bound=Message)
 Resp = TypeVar("Resp", bound=Message)
 
-MAX_MESSAGE_BYTES = 20 * 1024 * 1024
+# What we send: xAI's SDK sends at most 20 MiB, the limit xAI's endpoint is known to accept.
+# A larger request is refused before sending (`XaiClient`), naming its largest part.
+MAX_SEND_BYTES = 20 * 1024 * 1024
+MAX_MESSAGE_BYTES = MAX_SEND_BYTES  # the name the batch toolset sizes its chunks by
+# What we accept: the largest answer xAI documents, ten images (n <= 10) at 2K (up to 2048 x
+# 2048) inline as base64. Each is at most its uncompressed 24-bit pixels (12 MiB, more than
+# any PNG or JPEG of it), a third more as base64 (16 MiB); plus 1 MiB for PNG framing and the
+# rest of the message: 161 MiB. With the SDK's 20 MiB, gRPC dropped answers xAI had already
+# billed (n=8 at ~2 MB an image). The limit allocates nothing; the paid-call limit bounds memory.
+MAX_IMAGES_PER_ANSWER = 10
+MAX_RECEIVE_BYTES = MAX_IMAGES_PER_ANSWER * (2048 * 2048 * 3 * 4 // 3) + 1024 * 1024
 CHANNEL_OPTIONS: tuple[tuple[str, Any], ...] = (
-    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_SEND_BYTES),
+    ("grpc.max_receive_message_length", MAX_RECEIVE_BYTES),
     ("grpc.keepalive_time_ms", 30_000),
     ("grpc.keepalive_timeout_ms", 10_000),
     ("grpc.keepalive_permit_without_calls", 1),
@@ -96,6 +121,12 @@ CHANNEL_OPTIONS: tuple[tuple[str, Any], ...] = (
 # and a TLS handshake on a slow link, yet fails well before any host gives up on the tool.
 CONNECT_WAIT = 3.0
 CONNECT_POLL = 0.02
+
+# Called with a message for a person when paid work starts waiting for its turn; the tool
+# boundary sets it to the call's progress reporter. Unset (None): the wait is only logged.
+queue_progress: contextvars.ContextVar[Callable[[str], Awaitable[None]] | None] = contextvars.ContextVar(
+    "queue_progress", default=None
+)
 
 
 class Retry(enum.Enum):
@@ -424,8 +455,8 @@ RPCS: tuple[Rpc[Any, Any], ...] = (
 )
 
 
-def open_channel(settings: Settings) -> grpc.aio.Channel:
-    """Open the process's channel to xAI. Call it inside the running event loop.
+def open_channel(settings: Settings, extra_options: tuple[tuple[str, Any], ...] = ()) -> grpc.aio.Channel:
+    """Open a channel to xAI. Call it inside the running event loop.
 
     TLS with the system roots by default. With `insecure`, plaintext to a loopback address only
     (Settings.target refuses anything else); gRPC's local credentials refuse a non-local peer.
@@ -438,42 +469,103 @@ def open_channel(settings: Settings) -> grpc.aio.Channel:
         else grpc.ssl_channel_credentials()
     )
     target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    return grpc.aio.secure_channel(target, transport, options=CHANNEL_OPTIONS)
+    return grpc.aio.secure_channel(target, transport, options=CHANNEL_OPTIONS + extra_options)
+
+
+def open_pool(settings: Settings) -> ChannelPool:
+    """Open the process's connections to xAI (see `channels`), sized for its paid calls at once."""
+    return ChannelPool.open(lambda extra: open_channel(settings, extra), settings.max_paid_inflight)
+
+
+def _largest_field(message: Message) -> str:
+    """The top-level field that makes up most of `message`, e.g. "images (2 entries)"."""
+    sizes: list[tuple[int, str]] = []
+    for described, value in message.ListFields():
+        if described.is_repeated:
+            size = sum(_size(item) for item in value)
+            sizes.append((size, f"{described.name} ({len(value)} entr{'y' if len(value) == 1 else 'ies'})"))
+        else:
+            sizes.append((_size(value), described.name))
+    return max(sizes)[1] if sizes else "request"
+
+
+def _size(value: object) -> int:
+    if isinstance(value, Message):
+        return value.ByteSize()
+    if isinstance(value, (bytes, str)):
+        return len(value)
+    return 8
 
 
 class XaiClient:
-    """Typed calls on one channel. Every call has a deadline; failures raise `XaiError`."""
+    """Typed calls over a `ChannelPool` (or one channel). Every call has a deadline; failures raise `XaiError`."""
 
     def __init__(
         self,
-        channel: grpc.aio.Channel,
+        channels: grpc.aio.Channel | ChannelPool,
         settings: Settings,
         *,
         backoff: Callable[[int], float] | None = None,
     ) -> None:
-        self.channel = channel
+        self.pool = channels if isinstance(channels, ChannelPool) else ChannelPool(channels)
         self.settings = settings
         self._secrets = tuple(s for s in [settings.api_key.get_secret_value() if settings.api_key else ""] if s)
         self._backoff = backoff or _backoff
-        self._callables: dict[str, Any] = {}
+        # Paid calls running at once in this process: each may hold a whole answer (ten inline
+        # images) in memory until its tool returns, so many at once grew a server past 2 GiB.
+        self.paid_slots = anyio.CapacityLimiter(settings.max_paid_inflight)
         # The key goes with each call as metadata, not as channel call credentials: grpc runs a
         # call-credentials plugin on a new thread for every call, which cost a third of the
         # server's throughput (measured with `xai-mcp bench`). The channel is TLS (or local).
         key = settings.api_key.get_secret_value().strip() if settings.api_key else ""
         self._metadata = (("authorization", f"Bearer {key}"),) if key else ()
 
-    def _callable(self, rpc: Rpc[Req, Resp], shape: Shape) -> Any:
+    def _callable(self, rpc: Rpc[Req, Resp], shape: Shape, lane: Lane) -> Any:
         if rpc.shape is not shape:
             raise TypeError(f"{rpc.path} is {rpc.shape.name.lower()}, not {shape.name.lower()}")
-        found = self._callables.get(rpc.path)
+        found = lane.callables.get(rpc.path)
         if found is None:
-            found = _FACTORIES[shape](self.channel)(
+            found = _FACTORIES[shape](lane.channel)(
                 rpc.path,
                 request_serializer=rpc.request.SerializeToString,
                 response_deserializer=rpc.response.FromString,
             )
-            self._callables[rpc.path] = found
+            lane.callables[rpc.path] = found
         return found
+
+    def _check_size(self, rpc: Rpc[Any, Any], request: Message) -> None:
+        """Refuse a request over the send limit before sending it (gRPC would fail it as "rate limited")."""
+        size = request.ByteSize()
+        if size > MAX_SEND_BYTES:
+            log.info("%s not sent: %d bytes, over the %d-byte limit", rpc.name, size, MAX_SEND_BYTES)
+            raise request_too_large(what=rpc.label, field=_largest_field(request), size=size, limit=MAX_SEND_BYTES)
+
+    @asynccontextmanager
+    async def _turn(self, rpc: Rpc[Any, Any]) -> AsyncIterator[None]:
+        """Hold one of the paid-call slots while paid work is sent and answered; free calls go at once."""
+        if rpc.retry is not Retry.PAID:
+            yield
+            return
+        slots, borrower = self.paid_slots, object()  # a token of our own: a stream may change tasks
+        if slots.available_tokens < 1:
+            running = f"{slots.borrowed_tokens} paid calls running"
+            log.info("%s waits for its turn (%s, limit XAI_MCP_MAX_PAID_INFLIGHT)", rpc.name, running)
+            report = queue_progress.get()
+            if report is not None:
+                try:
+                    await report(f"{rpc.label}: waiting for its turn ({running} in this server)")
+                except Exception as err:  # best effort: a lost notification must not stop the call
+                    log.debug("%s queue progress not sent: %r", rpc.name, err)
+        waited = self.settings.paid_queue_seconds
+        with anyio.move_on_after(waited) as queue:
+            await slots.acquire_on_behalf_of(borrower)
+        if queue.cancelled_caught:
+            log.warning("%s not sent: no paid-call slot within %g s", rpc.name, waited)
+            raise busy(what=rpc.label, limit=int(slots.total_tokens), waited=waited)
+        try:
+            yield
+        finally:
+            slots.release_on_behalf_of(borrower)
 
     def _error(self, err: grpc.RpcError, rpc: Rpc[Any, Any], subject: str, timeout: float) -> XaiError:
         error = from_rpc_error(
@@ -484,6 +576,7 @@ class XaiClient:
             host=self.settings.api_host,
             secrets=self._secrets,
             not_found=rpc.not_found,
+            paid=rpc.retry is Retry.PAID,
         )
         # Answers about the request itself (a wrong name, a bad value) are routine for an agent.
         routine = error.code in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT)
@@ -493,13 +586,14 @@ class XaiClient:
             rpc.name,
             error.code.name if error.code else "error",
         )
-        if rpc.retry is Retry.PAID and error.code in Retry.SAFE.value:
+        code, details = status_of(err)
+        if rpc.retry is Retry.PAID and code in Retry.SAFE.value and transport_failure(code, details) is None:
             error = sent_once(error, what=rpc.label)  # a read would have been retried: say why not
         return error
 
-    async def _connected(self, rpc: Rpc[Any, Any], deadline: float) -> None:
-        """Wait until the channel is connected, before sending paid work (it is sent only once)."""
-        if self.channel.get_state(try_to_connect=True) is grpc.ChannelConnectivity.READY:
+    async def _connected(self, rpc: Rpc[Any, Any], deadline: float, lane: Lane) -> None:
+        """Wait until the lane is connected, before sending paid work (it is sent only once)."""
+        if lane.channel.get_state(try_to_connect=True) is grpc.ChannelConnectivity.READY:
             return
         waited = max(min(CONNECT_WAIT, deadline - time.monotonic()), 0.0)
         # Polled rather than awaited with channel_ready(): cancelling that leaves a connectivity
@@ -507,7 +601,7 @@ class XaiClient:
         give_up = time.monotonic() + waited
         while time.monotonic() < give_up:
             await anyio.sleep(CONNECT_POLL)
-            if self.channel.get_state(try_to_connect=True) is grpc.ChannelConnectivity.READY:
+            if lane.channel.get_state(try_to_connect=True) is grpc.ChannelConnectivity.READY:
                 return
         log.warning("%s not sent: no connection to %s within %.1f s", rpc.name, self.settings.api_host, waited)
         raise not_connected(what=rpc.label, host=self.settings.api_host, waited=round(waited, 1))
@@ -518,8 +612,12 @@ class XaiClient:
 
     def _retry_delay(self, rpc: Rpc[Any, Any], err: grpc.RpcError, attempt: int, deadline: float) -> float | None:
         """Seconds to wait before the next attempt, or None when the call must not be retried."""
-        code, _ = status_of(err)
-        if attempt >= self.settings.retry_attempts or not rpc.retry.allows(code):
+        code, details = status_of(err)
+        failure = transport_failure(code, details)
+        # A refused stream was never processed (RFC 9113 §8.7): sent again, even paid work.
+        # A message over a size limit would fail the same way again.
+        allowed = failure == "refused" or (failure is None and rpc.retry.allows(code))
+        if attempt >= self.settings.retry_attempts or not allowed:
             return None
         delay = self._backoff(attempt)
         if time.monotonic() + delay >= deadline:
@@ -529,60 +627,68 @@ class XaiClient:
 
     async def call(self, rpc: Rpc[Req, Resp], request: Req, *, subject: str = "", timeout: float | None = None) -> Resp:
         """Make a unary call. `subject` names what it is about, for NOT_FOUND messages."""
-        budget = timeout or self.settings.rpc_timeout
-        deadline = time.monotonic() + budget
-        attempt = 0
-        if rpc.retry is Retry.PAID:
-            await self._connected(rpc, deadline)
-        while True:
-            attempt += 1
-            try:
-                response: Resp | None = await self._callable(rpc, Shape.UNARY)(
-                    request, timeout=max(deadline - time.monotonic(), 0.001), metadata=self._metadata
-                )
-            except grpc.RpcError as err:
-                delay = self._retry_delay(rpc, err, attempt, deadline)
-                if delay is None:
-                    raise self._error(err, rpc, subject, budget) from err
-            else:
-                # grpc.aio logs a failed deserialization and hands back None instead of raising.
-                if response is None:
-                    raise self._unreadable(rpc)
-                return response
-            await anyio.sleep(delay)
+        self._check_size(rpc, request)
+        async with self._turn(rpc):
+            budget = timeout or self.settings.rpc_timeout
+            deadline = time.monotonic() + budget
+            attempt = 0
+            while True:
+                attempt += 1
+                lane = self.pool.pick(long=rpc.retry is Retry.PAID)
+                if rpc.retry is Retry.PAID:
+                    await self._connected(rpc, deadline, lane)
+                with self.pool.using(lane):
+                    try:
+                        response: Resp | None = await self._callable(rpc, Shape.UNARY, lane)(
+                            request, timeout=max(deadline - time.monotonic(), 0.001), metadata=self._metadata
+                        )
+                    except grpc.RpcError as err:
+                        delay = self._retry_delay(rpc, err, attempt, deadline)
+                        if delay is None:
+                            raise self._error(err, rpc, subject, budget) from err
+                    else:
+                        # grpc.aio logs a failed deserialization and hands back None instead of raising.
+                        if response is None:
+                            raise self._unreadable(rpc)
+                        return response
+                await anyio.sleep(delay)
 
     async def stream(
         self, rpc: Rpc[Req, Resp], request: Req, *, subject: str = "", timeout: float | None = None
     ) -> AsyncGenerator[Resp, None]:
         """Make a server-streaming call. Closing the generator early cancels the call."""
-        budget = timeout or self.settings.rpc_timeout
-        deadline = time.monotonic() + budget
-        attempt = 0
-        if rpc.retry is Retry.PAID:
-            await self._connected(rpc, deadline)
-        while True:
-            attempt += 1
-            received = 0
-            call = self._callable(rpc, Shape.SERVER_STREAMING)(
-                request, timeout=max(deadline - time.monotonic(), 0.001), metadata=self._metadata
-            )
-            try:
-                async for message in call:
-                    if message is None:  # not a valid message: see call()
-                        raise self._unreadable(rpc)
-                    received += 1
-                    yield message
-                return
-            except grpc.RpcError as err:
-                delay = None if received else self._retry_delay(rpc, err, attempt, deadline)
-                if delay is None:
-                    error = self._error(err, rpc, subject, budget)
-                    if received:
-                        error = broke_off(error, what=rpc.label, received=_messages(received))
-                    raise error from err
-            finally:
-                call.cancel()  # no-op when finished; stops the stream when the consumer went away
-            await anyio.sleep(delay)
+        self._check_size(rpc, request)
+        async with self._turn(rpc):
+            budget = timeout or self.settings.rpc_timeout
+            deadline = time.monotonic() + budget
+            attempt = 0
+            while True:
+                attempt += 1
+                received = 0
+                lane = self.pool.pick(long=True)
+                if rpc.retry is Retry.PAID:
+                    await self._connected(rpc, deadline, lane)
+                with self.pool.using(lane):
+                    call = self._callable(rpc, Shape.SERVER_STREAMING, lane)(
+                        request, timeout=max(deadline - time.monotonic(), 0.001), metadata=self._metadata
+                    )
+                    try:
+                        async for message in call:
+                            if message is None:  # not a valid message: see call()
+                                raise self._unreadable(rpc)
+                            received += 1
+                            yield message
+                        return
+                    except grpc.RpcError as err:
+                        delay = None if received else self._retry_delay(rpc, err, attempt, deadline)
+                        if delay is None:
+                            error = self._error(err, rpc, subject, budget)
+                            if received:
+                                error = broke_off(error, what=rpc.label, received=_messages(received))
+                            raise error from err
+                    finally:
+                        call.cancel()  # no-op when finished; stops the stream when the consumer went away
+                await anyio.sleep(delay)
 
     async def send_stream(
         self,
@@ -597,12 +703,27 @@ class XaiClient:
         Never retried, whatever its class: the requests are consumed as they are sent, and a
         server may act on a part it received. So it is sent only over a ready connection, like
         paid work. An exception from `requests` cancels the call (the server never sees a
-        complete stream) and is raised as is.
+        complete stream) and is raised as is; so is a message over the send limit.
         """
-        send = self._callable(rpc, Shape.CLIENT_STREAMING)
-        budget = timeout or self.settings.rpc_timeout
-        deadline = time.monotonic() + budget
-        await self._connected(rpc, deadline)
+        async with self._turn(rpc):
+            lane = self.pool.pick(long=True)
+            send = self._callable(rpc, Shape.CLIENT_STREAMING, lane)
+            budget = timeout or self.settings.rpc_timeout
+            deadline = time.monotonic() + budget
+            await self._connected(rpc, deadline, lane)
+            with self.pool.using(lane):
+                return await self._send_stream(rpc, send, requests, subject=subject, budget=budget, deadline=deadline)
+
+    async def _send_stream(
+        self,
+        rpc: Rpc[Req, Resp],
+        send: Callable[..., Any],
+        requests: AsyncIterable[Req] | Iterable[Req],
+        *,
+        subject: str,
+        budget: float,
+        deadline: float,
+    ) -> Resp:
         failed: list[Exception] = []
         call = None
 
@@ -610,9 +731,11 @@ class XaiClient:
             try:
                 if isinstance(requests, AsyncIterable):
                     async for message in requests:
+                        self._check_size(rpc, message)
                         yield message
                 else:
                     for message in requests:
+                        self._check_size(rpc, message)
                         yield message
             except Exception as exc:  # raised below, once the call is cancelled
                 failed.append(exc)

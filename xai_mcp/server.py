@@ -1,4 +1,4 @@
-"""Build the MCP server: one gRPC channel owned by the lifespan, tools chosen by toolset."""
+"""Build the MCP server: its connections to xAI owned by the lifespan, tools chosen by toolset."""
 
 from __future__ import annotations
 
@@ -9,14 +9,13 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
-import grpc
-import grpc.aio
 from mcp.server import MCPServer
 from mcp.server.auth.provider import AccessToken, TokenVerifier
 from mcp.server.auth.settings import AuthSettings
 
 from xai_mcp import __version__
-from xai_mcp.rpc import XaiClient, open_channel
+from xai_mcp.channels import ChannelPool
+from xai_mcp.rpc import XaiClient, open_pool
 from xai_mcp.settings import Settings
 from xai_mcp.state import AppContext
 from xai_mcp.tools import CATALOG, register_toolsets
@@ -33,7 +32,7 @@ INSTRUCTIONS = (
 )
 
 
-ChannelFactory = Callable[[Settings], grpc.aio.Channel]
+ChannelFactory = Callable[[Settings], ChannelPool]
 
 
 class SharedToken(TokenVerifier):
@@ -58,12 +57,12 @@ def create_server(
     *,
     toolsets: Sequence[str] | None = None,
     read_only: bool = False,
-    channel_factory: ChannelFactory = open_channel,
+    channel_factory: ChannelFactory = open_pool,
     closed: anyio.Event | None = None,
 ) -> MCPServer:
     """The xai-mcp server. Settings are checked now, so a bad key or host fails at start-up.
 
-    `closed` is set once the lifespan has closed the channel (the CLI waits for it on signals).
+    `closed` is set once the lifespan has closed the connections (the CLI waits for it on signals).
     With `settings.http_tokens()`, HTTP requests must carry one of them as a bearer token.
     """
     settings.key()
@@ -72,18 +71,18 @@ def create_server(
     @asynccontextmanager
     async def lifespan(server: MCPServer) -> AsyncIterator[AppContext]:
         # Created here, inside the running loop: a grpc.aio channel is bound to its loop.
-        channel = channel_factory(settings)
+        pool = channel_factory(settings)
         # Start connecting (DNS, TCP, TLS) now, in grpc's own threads, so the first tool call
         # finds the channel ready. Nothing waits for it: the lifespan runs before the server
         # answers `initialize`, and a network round trip (or, offline, a timeout) there would
         # delay every host's start-up. Awaiting channel_ready() in a task instead left grpc
         # callbacks aimed at the event loop after it closed.
-        channel.get_state(try_to_connect=True)
+        pool.connect()
         try:
-            yield AppContext(xai=XaiClient(channel, settings), settings=settings)
+            yield AppContext(xai=XaiClient(pool, settings), settings=settings)
         finally:
             with anyio.CancelScope(shield=True):
-                await channel.close()
+                await pool.close()
             if closed is not None:
                 closed.set()
 

@@ -83,6 +83,23 @@ class Settings(BaseSettings):
         int,
         Field(ge=1, le=10, description="Attempts per call when xAI is briefly unavailable (1 = no retry)."),
     ] = 4
+    max_paid_inflight: Annotated[
+        int,
+        Field(
+            ge=1,
+            le=1024,
+            description="Paid xAI calls one server process runs at once; more wait their turn. Bounds memory "
+            "(each may hold ten inline images) and the connections opened to xAI.",
+        ),
+    ] = 16
+    paid_queue_seconds: Annotated[
+        float,
+        Field(
+            ge=0,
+            le=3600,
+            description="How long a paid call waits for its turn before failing unsent (nothing billed).",
+        ),
+    ] = 60.0
     wait_seconds: Annotated[
         float,
         Field(ge=0, le=3600, description="How long a tool waits on a long job before returning a resumable handle."),

@@ -34,3 +34,6 @@ class EmulatorConfig:
     fail_first: int = 0  # the first N calls of each method fail with UNAVAILABLE
     exhausted_rate: float = 0.0  # share of calls that fail with RESOURCE_EXHAUSTED (seeded)
     seed: int = 0  # seeds every pseudo-random choice, so runs repeat
+    # Streams one client connection may run at once (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS);
+    # streams beyond it are refused (REFUSED_STREAM) before reaching a handler. 0: gRPC's default.
+    max_concurrent_streams: int = 0

@@ -54,11 +54,13 @@ SERVICE_MODULES: tuple[str, ...] = (
     "xai_mcp.emulator.collections_service",
 )
 
-# xAI's SDK sends and accepts messages up to 20 MiB (base64 images are large).
-_MAX_MESSAGE = 20 * 1024 * 1024
+# Requests up to 20 MiB, as xAI's SDK sends; answers as large as xAI's largest (ten 2K images
+# inline), so that a client's own receive limit is what a test of large answers meets.
+_MAX_REQUEST = 20 * 1024 * 1024
+_MAX_ANSWER = 10 * 16 * 1024 * 1024 + 1024 * 1024
 _SERVER_OPTIONS: list[tuple[str, Any]] = [
-    ("grpc.max_send_message_length", _MAX_MESSAGE),
-    ("grpc.max_receive_message_length", _MAX_MESSAGE),
+    ("grpc.max_send_message_length", _MAX_ANSWER),
+    ("grpc.max_receive_message_length", _MAX_REQUEST),
     # The SDK pings every 30 s even when idle; grpc's default server policy would answer
     # that with GOAWAY "too_many_pings" after a few minutes.
     ("grpc.keepalive_permit_without_calls", 1),
@@ -264,6 +266,8 @@ class Emulator:
         self.media_url = ""
         self.calls: collections.Counter[str] = collections.Counter()
         self.handled: collections.Counter[str] = collections.Counter()
+        # Calls per client connection ("ipv4:127.0.0.1:PORT"): how many connections a client uses.
+        self.peers: collections.Counter[str] = collections.Counter()
         # Every server stream that reached its handler, per method, in the order they started.
         self.streams: dict[str, list[StreamRecord]] = collections.defaultdict(list)
         self._requests: dict[str, list[Message]] = collections.defaultdict(list)
@@ -311,7 +315,10 @@ class Emulator:
         self.media_url = f"http://{_host_for_url(host)}:{http_port}"
         self.env.media.base_url = self.media_url
 
-        server = grpc.aio.server(interceptors=[_Gate(self)], options=_SERVER_OPTIONS)
+        options = list(_SERVER_OPTIONS)
+        if self.config.max_concurrent_streams:
+            options.append(("grpc.max_concurrent_streams", self.config.max_concurrent_streams))
+        server = grpc.aio.server(interceptors=[_Gate(self)], options=options)
         for name in SERVICE_MODULES:
             try:
                 module = importlib.import_module(name)
@@ -414,6 +421,7 @@ class Emulator:
         the SDK's `management_api_host` simply points at the same address.
         """
         self.calls[method] += 1
+        self.peers[context.peer()] += 1
         config = self.config
 
         key = bearer_key(context.invocation_metadata())
