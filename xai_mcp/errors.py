@@ -231,7 +231,11 @@ def transport_failure(code: grpc.StatusCode | None, details: str) -> Transport |
 
 
 def mebibytes(size: int) -> str:
-    return f"{size / 2**20:.1f} MiB" if size % 2**20 else f"{size // 2**20} MiB"
+    """A message size as people read it: "20 MiB", "23.9 MiB", "12.5 KiB", "587 bytes"."""
+    for unit, scale in (("MiB", 2**20), ("KiB", 2**10)):
+        if size >= scale:
+            return f"{size // scale} {unit}" if size % scale == 0 else f"{size / scale:.1f} {unit}"
+    return f"{size} bytes"
 
 
 def _transport_error(kind: Transport, code: grpc.StatusCode, details: str, *, what: str, paid: bool) -> XaiError:
