@@ -77,6 +77,19 @@ def test_every_command_explains_itself_with_examples(tmp_path):
         assert "example" in done.stdout, command
 
 
+def test_read_only_written_before_the_command_is_honoured(tmp_path):
+    # Options before a subcommand were silently dropped: this call ran, and spent money.
+    for argv in (
+        ["--read-only", "call", "chat", "prompt=hi", "--emulator"],
+        ["call", "chat", "prompt=hi", "--read-only", "--emulator"],
+    ):
+        done = _run(*argv, output=tmp_path)
+        assert done.returncode == 1, argv
+        assert "Unknown tool: chat" in done.stderr, done.stderr
+    free = _run("--read-only", "call", "tokenize_text", "text=one two", "--emulator", output=tmp_path)
+    assert free.returncode == 0 and "token_count: 3" in free.stdout, free.stderr
+
+
 def test_an_unknown_toolset_is_refused_clearly(tmp_path):
     done = _run("--emulator", "--toolsets", "chat,nope", output=tmp_path)
     assert done.returncode == 2

@@ -35,23 +35,90 @@ examples:
 """
 
 
-def _server_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--emulator", action="store_true", help="use a built-in xAI emulator instead of xAI (offline)")
-    parser.add_argument("--toolsets", help="comma-separated toolsets to serve, or 'all' (env XAI_MCP_TOOLSETS)")
-    parser.add_argument(
-        "--read-only",
-        action="store_true",
-        default=None,
-        help="serve only tools that spend nothing (env XAI_MCP_READ_ONLY=1)",
-    )
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging on stderr (-v, -vv)")
+# Options written before the command or after it, with the same meaning; each command takes
+# those that mean something to it, and refuses the others. argparse alone would let a
+# subcommand's own default overwrite a value written before the command: `xai-mcp --read-only
+# serve` served the paid tools. So options after the command get their own names (`_AFTER`)
+# and no default, and `parse_args` merges both places.
+GLOBAL_OPTIONS = ("emulator", "toolsets", "read_only", "verbose")
+_TAKES: dict[str, tuple[str, ...]] = {
+    "serve": GLOBAL_OPTIONS,
+    "call": GLOBAL_OPTIONS,
+    "demo": ("emulator", "verbose"),  # always on the emulator, every toolset
+    "doctor": ("emulator", "verbose"),
+    "emulator": ("verbose",),
+    "bench": ("verbose",),
+}
+_FLAGS = {"emulator": "--emulator", "toolsets": "--toolsets", "read_only": "--read-only", "verbose": "-v/--verbose"}
+_UNSET: dict[str, object] = {"emulator": False, "toolsets": None, "read_only": None, "verbose": 0}
+_AFTER = "after_command_"
+
+
+def _global_options(parser: argparse.ArgumentParser, names: Sequence[str] = GLOBAL_OPTIONS, *, after: bool) -> None:
+    """Add the global options in `names`, as written before the command or (`after`) after it."""
+
+    def dest(name: str) -> dict[str, object]:
+        return {"dest": _AFTER + name, "default": argparse.SUPPRESS} if after else {"dest": name}
+
+    if "emulator" in names:
+        parser.add_argument(
+            "--emulator",
+            action="store_true",
+            help="use a built-in xAI emulator instead of xAI (offline)",
+            **dest("emulator"),
+        )
+    if "toolsets" in names:
+        parser.add_argument(
+            "--toolsets", help="comma-separated toolsets to serve, or 'all' (env XAI_MCP_TOOLSETS)", **dest("toolsets")
+        )
+    if "read_only" in names:
+        parser.add_argument(
+            "--read-only",
+            action="store_true",
+            help="serve only tools that spend nothing (env XAI_MCP_READ_ONLY=1)",
+            **({"default": None} | dest("read_only")),
+        )
+    if "verbose" in names:
+        parser.add_argument(
+            "-v",
+            "--verbose",
+            action="count",
+            help="more logging on stderr (-v, -vv)",
+            **({"default": 0} | dest("verbose")),
+        )
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse the command line, with each global option merged from both places it can be written.
+
+    A command that an option means nothing to refuses it (exit code 2), wherever it was written.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.command = args.command or "serve"
+    takes = _TAKES.get(args.command, GLOBAL_OPTIONS)
+    for name in GLOBAL_OPTIONS:
+        before = getattr(args, name)
+        after = getattr(args, _AFTER + name, _UNSET[name])
+        if hasattr(args, _AFTER + name):
+            delattr(args, _AFTER + name)
+        if name not in takes and before != _UNSET[name]:
+            parser.error(f"{_FLAGS[name]} does not apply to the {args.command} command")
+        if name == "verbose":
+            merged: object = before + after
+        elif name == "toolsets" and None not in (before, after) and before != after:
+            parser.error(f"--toolsets is given twice, as {before!r} and {after!r}: give it once")
+        else:
+            merged = after if after != _UNSET[name] else before
+        setattr(args, name, merged)
+    return args
 
 
 def build_parser() -> argparse.ArgumentParser:
     raw = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(prog="xai-mcp", description=DESCRIPTION, epilog=EPILOG, formatter_class=raw)
     parser.add_argument("--version", action="version", version=f"xai-mcp {__version__}")
-    _server_options(parser)
+    _global_options(parser, after=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     serve = sub.add_parser(
@@ -64,7 +131,6 @@ def build_parser() -> argparse.ArgumentParser:
         "  XAI_MCP_HTTP_TOKEN=$(python -c 'import secrets; print(secrets.token_urlsafe(32))') \\\n"
         "    xai-mcp serve --transport http --host 0.0.0.0",
     )
-    _server_options(serve)
     serve.add_argument("--transport", choices=["stdio", "http"], default="stdio", help="default stdio")
     serve.add_argument(
         "--host", default="127.0.0.1", help="HTTP bind address (default 127.0.0.1; others need XAI_MCP_HTTP_TOKEN)"
@@ -82,12 +148,11 @@ def build_parser() -> argparse.ArgumentParser:
         '  xai-mcp call chat prompt="Summarize gRPC in one line" --json\n'
         '  xai-mcp call generate_image prompt="a red fox" --emulator',
     )
-    _server_options(call)
     call.add_argument("tool", help="tool name, e.g. chat")
     call.add_argument("arguments", nargs="*", metavar="key=value", help="tool arguments")
     call.add_argument("--json", action="store_true", help="print the structured result as JSON (for scripts)")
 
-    demo = sub.add_parser(
+    sub.add_parser(
         "demo",
         help="tour every toolset on the built-in emulator",
         formatter_class=raw,
@@ -95,7 +160,6 @@ def build_parser() -> argparse.ArgumentParser:
         "each toolset once and print a short transcript. Needs no key and no network.",
         epilog="example:\n  xai-mcp demo",
     )
-    demo.add_argument("-v", "--verbose", action="count", default=0, help="more logging on stderr")
 
     doctor = sub.add_parser(
         "doctor",
@@ -115,12 +179,10 @@ def build_parser() -> argparse.ArgumentParser:
             "  XAI_API_HOST=127.0.0.1:50051 XAI_MCP_INSECURE=1 xai-mcp doctor   a local emulator"
         ),
     )
-    doctor.add_argument("--emulator", action="store_true", help="check against the built-in emulator (no key needed)")
     doctor.add_argument("--json", action="store_true", help="print the report as JSON (for scripts)")
     doctor.add_argument(
         "--timeout", type=float, default=5.0, help="seconds to wait for the endpoint to accept a connection (default 5)"
     )
-    doctor.add_argument("-v", "--verbose", action="count", default=0, help="also show the log on stderr")
 
     # Subcommands with parsers of their own; both modules import nothing heavy.
     from xai_mcp.bench import add_parser as add_bench_parser
@@ -128,6 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_emulator_parser(sub)
     add_bench_parser(sub)
+    for command, takes in _TAKES.items():
+        _global_options(sub.choices[command], takes, after=True)
     return parser
 
 
@@ -159,8 +223,8 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
-    command = args.command or "serve"
+    args = parse_args(argv)
+    command = args.command
     try:
         settings = _settings(args)
     except ValidationError as err:  # names the variable and the problem

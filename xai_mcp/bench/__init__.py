@@ -35,7 +35,7 @@ def add_parser(sub: Any) -> None:
         metavar="FIGURE",
         help=f"run only this figure (repeatable): {', '.join(FIGURE_NAMES)}",
     )
-    p.add_argument("-v", "--verbose", action="count", default=0, help="more logging on stderr")
+    # -v/--verbose: added by the main command line, which honours it before or after "bench".
     p.set_defaults(handler=run_from_args)
 
 

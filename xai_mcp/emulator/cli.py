@@ -33,7 +33,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--latency", type=float, default=0.0, help="seconds added to every call (fault injection)")
     p.add_argument("--fail-first", type=int, default=0, help="fail the first N calls of each method with UNAVAILABLE")
     p.add_argument("--exhausted-rate", type=float, default=0.0, help="share of calls failing with RESOURCE_EXHAUSTED")
-    p.add_argument("-v", "--verbose", action="count", default=0, help="more logging on stderr")
+    # -v/--verbose: added by the main command line, which honours it before or after "emulator".
     p.set_defaults(handler=run_from_args)
 
 
