@@ -240,10 +240,13 @@ def emulator_config() -> EmulatorConfig:
 
 
 @asynccontextmanager
-async def stdio_session(emulator: Emulator, tmp_path: Path, mode: str) -> AsyncIterator[tuple[Client, int]]:
+async def stdio_session(
+    emulator: Emulator, tmp_path: Path, mode: str, **settings: str
+) -> AsyncIterator[tuple[Client, int]]:
     """One stdio session to a server subprocess, and the server's pid. Its stderr is scanned."""
     stderr_path = tmp_path / "server-stderr.log"
-    params = StdioServerParameters(command=sys.executable, args=["-m", "xai_mcp"], env=_env(emulator, tmp_path))
+    env = _env(emulator, tmp_path) | settings
+    params = StdioServerParameters(command=sys.executable, args=["-m", "xai_mcp"], env=env)
     try:
         with stderr_path.open("w") as stderr:
             async with Client(stdio_client(params, errlog=stderr), mode=mode) as client:
@@ -278,6 +281,48 @@ async def test_2000_calls_at_concurrency_32_over_one_stdio_session(emulator, tmp
     assert emulator.handled["GenerateImage"] == len(image_calls)
     assert ledger.images == sum(image_count(i) for i in image_calls)
     assert after - before < STDIO_GROWTH_LIMIT_MIB, f"RSS grew {after - before:.1f} MiB"
+
+
+def peak_rss_mib(pid: int) -> float:
+    """The most memory the process has had resident so far (VmHWM)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmHWM for {pid}")
+
+
+# 80 calls of ten 1 MB images inline (13 MB of base64 each) at once peaked at 2.0 GiB before paid
+# calls were bounded. Measured with the default XAI_MCP_MAX_PAID_INFLIGHT of 12: 484 MiB (8
+# slots: 390 MiB; 16: 559-596 MiB). A server holding every answer at once needs over 1 GiB.
+IMAGE_BURST_PEAK_LIMIT_MIB = 600
+
+
+async def test_a_burst_of_large_image_answers_stays_within_memory_bounds(emulator, tmp_path, record_property):
+    arguments = {"prompt": "a red fox [[bytes:1000000]]", "n": 10, "output": "inline"}
+    # The whole burst is measured: no call gives up waiting for its turn (60 s by default).
+    async with stdio_session(emulator, tmp_path, "legacy", XAI_MCP_PAID_QUEUE_SECONDS="600") as (client, pid):
+        structured_ok = 0
+        started = time.monotonic()
+
+        async def one() -> None:
+            nonlocal structured_ok
+            result = await client.call_tool("generate_image", arguments)
+            images = [block for block in result.content if isinstance(block, ImageContent)]
+            structured_ok += not result.is_error and len(images) == 10 and len(images[0].data) > 1_300_000
+
+        async with anyio.create_task_group() as tasks:
+            for _ in range(80):
+                tasks.start_soon(one)
+        elapsed = time.monotonic() - started
+        peak, after = peak_rss_mib(pid), rss_mib(pid)
+    report(
+        record_property,
+        f"image burst: 80 x generate_image(n=10, 1 MB, inline) in {elapsed:.1f} s, {structured_ok}/80 complete, "
+        f"server peak RSS {peak:.0f} MiB, {after:.0f} MiB after",
+    )
+    assert structured_ok == 80
+    assert emulator.handled["GenerateImage"] == 80
+    assert peak < IMAGE_BURST_PEAK_LIMIT_MIB, f"peak RSS {peak:.0f} MiB"
 
 
 # --- HTTP ----------------------------------------------------------------------------------

@@ -315,3 +315,56 @@ async def test_paid_work_that_finds_no_slot_in_time_is_not_sent(emulator: Emulat
     assert message.startswith("The image request was not sent (nothing was billed): this server already runs 1 paid")
     assert "XAI_MCP_MAX_PAID_INFLIGHT" in message and "within 0.3 s (XAI_MCP_PAID_QUEUE_SECONDS)" in message
     assert emulator.calls["GenerateImage"] == 0
+
+
+async def test_a_large_answer_keeps_its_slot_until_its_task_ends(emulator: Emulator) -> None:
+    """An answer of inline images stays in memory until the tool's result is delivered: so does its slot."""
+    settings = _settings(emulator.address, max_paid_inflight=1, paid_queue_seconds=5)
+    large = image_pb2.GenerateImageRequest(
+        prompt="[[bytes:1100000]]", model="grok-imagine-image", format=image_pb2.IMG_FORMAT_BASE64
+    )
+    async with open_channel(settings) as channel:
+        xai = XaiClient(channel, settings)
+        ended: list[float] = []
+        answered: list[float] = []
+
+        async def first() -> None:
+            await xai.call(rpc.GENERATE_IMAGE, large)
+            await anyio.sleep(0.3)  # the tool turns the answer into its result
+            await xai.call(rpc.GENERATE_IMAGE, large)  # a further paid call uses the slot it keeps
+            ended.append(time.monotonic())
+
+        async def second() -> None:
+            while not emulator.handled["GenerateImage"]:
+                await anyio.sleep(0.01)
+            await xai.call(rpc.GENERATE_IMAGE, large)
+            answered.append(time.monotonic())
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(first)
+            tasks.start_soon(second)
+        assert answered[0] > ended[0]  # the second waited for the first task to end
+        assert xai.paid_slots.borrowed_tokens == 0  # and every slot came back
+    assert emulator.handled["GenerateImage"] == 3
+
+
+async def test_paid_work_waiting_its_turn_says_so_in_progress(emulator: Emulator, settings: Settings) -> None:
+    emulator.config.stream_chunk_delay = 0.1
+    server = create_server(settings.model_copy(update={"max_paid_inflight": 1}))
+    messages: list[str] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        messages.append(message or "")
+
+    async with Client(server, mode="legacy") as client:
+
+        async def image() -> None:
+            while not emulator.active_streams("GetCompletionChunk"):
+                await anyio.sleep(0.01)
+            arguments = {"prompt": "a red fox", "output": "url"}
+            structured(await client.call_tool("generate_image", arguments, progress_callback=on_progress))
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(client.call_tool, "chat", {"prompt": "a question with a longer answer"})
+            tasks.start_soon(image)
+    assert messages[0] == "image: waiting for its turn (1 paid call running in this server)", messages

@@ -86,4 +86,4 @@ class ChannelPool:
 
     async def close(self) -> None:
         for lane in self.lanes:
-            await lane.channel.close()
+            await lane.channel.close(None)

@@ -57,7 +57,7 @@ _AFTER = "after_command_"
 def _global_options(parser: argparse.ArgumentParser, names: Sequence[str] = GLOBAL_OPTIONS, *, after: bool) -> None:
     """Add the global options in `names`, as written before the command or (`after`) after it."""
 
-    def dest(name: str) -> dict[str, object]:
+    def dest(name: str) -> dict[str, Any]:
         return {"dest": _AFTER + name, "default": argparse.SUPPRESS} if after else {"dest": name}
 
     if "emulator" in names:

@@ -122,6 +122,13 @@ CHANNEL_OPTIONS: tuple[tuple[str, Any], ...] = (
 CONNECT_WAIT = 3.0
 CONNECT_POLL = 0.02
 
+# An answer at least this large (inline images) stays in memory until its tool's result has
+# been handed to the client, and a slow client holds many such results at once: 80 calls of ten
+# 1 MB images peaked at 1.3 GiB with 16 slots released when each call ended. So its slot is kept
+# until the task that made the call ends (an MCP request's task ends once its answer is
+# written), and the slots bound the answers held in memory, not only the calls in flight.
+KEEP_SLOT_BYTES = 1024 * 1024
+
 # Called with a message for a person when paid work starts waiting for its turn; the tool
 # boundary sets it to the call's progress reporter. Unset (None): the wait is only logged.
 queue_progress: contextvars.ContextVar[Callable[[str], Awaitable[None]] | None] = contextvars.ContextVar(
@@ -497,6 +504,13 @@ def _size(value: object) -> int:
     return 8
 
 
+@dataclass
+class _Turn:
+    """A paid call's hold on a slot; `keep` makes it last until the calling task ends."""
+
+    keep: bool = False
+
+
 class XaiClient:
     """Typed calls over a `ChannelPool` (or one channel). Every call has a deadline; failures raise `XaiError`."""
 
@@ -514,6 +528,7 @@ class XaiClient:
         # Paid calls running at once in this process: each may hold a whole answer (ten inline
         # images) in memory until its tool returns, so many at once grew a server past 2 GiB.
         self.paid_slots = anyio.CapacityLimiter(settings.max_paid_inflight)
+        self._kept: dict[asyncio.Task[Any], object] = {}  # tasks keeping a slot for a large answer
         # The key goes with each call as metadata, not as channel call credentials: grpc runs a
         # call-credentials plugin on a new thread for every call, which cost a third of the
         # server's throughput (measured with `xai-mcp bench`). The channel is TLS (or local).
@@ -541,14 +556,19 @@ class XaiClient:
             raise request_too_large(what=rpc.label, field=_largest_field(request), size=size, limit=MAX_SEND_BYTES)
 
     @asynccontextmanager
-    async def _turn(self, rpc: Rpc[Any, Any]) -> AsyncIterator[None]:
-        """Hold one of the paid-call slots while paid work is sent and answered; free calls go at once."""
-        if rpc.retry is not Retry.PAID:
-            yield
+    async def _turn(self, rpc: Rpc[Any, Any]) -> AsyncIterator[_Turn]:
+        """Hold one of the paid-call slots while paid work is sent and answered; free calls go at once.
+
+        A task that keeps a slot (see `KEEP_SLOT_BYTES`) uses it for its further paid calls.
+        """
+        task = asyncio.current_task()
+        if rpc.retry is not Retry.PAID or task in self._kept:
+            yield _Turn()
             return
         slots, borrower = self.paid_slots, object()  # a token of our own: a stream may change tasks
         if slots.available_tokens < 1:
-            running = f"{slots.borrowed_tokens} paid calls running"
+            held = int(slots.borrowed_tokens)
+            running = f"{held} paid call{'' if held == 1 else 's'} running"
             log.info("%s waits for its turn (%s, limit XAI_MCP_MAX_PAID_INFLIGHT)", rpc.name, running)
             report = queue_progress.get()
             if report is not None:
@@ -562,10 +582,18 @@ class XaiClient:
         if queue.cancelled_caught:
             log.warning("%s not sent: no paid-call slot within %g s", rpc.name, waited)
             raise busy(what=rpc.label, limit=int(slots.total_tokens), waited=waited)
+        turn = _Turn()
         try:
-            yield
+            yield turn
         finally:
-            slots.release_on_behalf_of(borrower)
+            if turn.keep and task is not None and not task.done():
+                self._kept[task] = borrower
+                task.add_done_callback(self._release_kept)
+            else:
+                slots.release_on_behalf_of(borrower)
+
+    def _release_kept(self, task: asyncio.Task[Any]) -> None:
+        self.paid_slots.release_on_behalf_of(self._kept.pop(task))
 
     def _error(self, err: grpc.RpcError, rpc: Rpc[Any, Any], subject: str, timeout: float) -> XaiError:
         error = from_rpc_error(
@@ -628,7 +656,7 @@ class XaiClient:
     async def call(self, rpc: Rpc[Req, Resp], request: Req, *, subject: str = "", timeout: float | None = None) -> Resp:
         """Make a unary call. `subject` names what it is about, for NOT_FOUND messages."""
         self._check_size(rpc, request)
-        async with self._turn(rpc):
+        async with self._turn(rpc) as turn:
             budget = timeout or self.settings.rpc_timeout
             deadline = time.monotonic() + budget
             attempt = 0
@@ -650,6 +678,7 @@ class XaiClient:
                         # grpc.aio logs a failed deserialization and hands back None instead of raising.
                         if response is None:
                             raise self._unreadable(rpc)
+                        turn.keep = response.ByteSize() >= KEEP_SLOT_BYTES
                         return response
                 await anyio.sleep(delay)
 

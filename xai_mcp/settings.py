@@ -91,7 +91,7 @@ class Settings(BaseSettings):
             description="Paid xAI calls one server process runs at once; more wait their turn. Bounds memory "
             "(each may hold ten inline images) and the connections opened to xAI.",
         ),
-    ] = 16
+    ] = 12  # 80 calls of ten 1 MB inline images at once: 484 MiB peak (16: up to 596 MiB)
     paid_queue_seconds: Annotated[
         float,
         Field(

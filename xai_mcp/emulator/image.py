@@ -79,13 +79,13 @@ def _padded_size(prompt: str) -> int:
     return size
 
 
-@functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=2 * MAX_IMAGES)  # every variant of one n=10 call, and some
 def _padded_picture(seed: str, width: int, height: int, variant: int, size: int) -> bytes:
     """The PNG for these arguments, grown to `size` bytes by a private ancillary chunk.
 
     Decoders skip such a chunk ("paDd": lowercase first letter = ancillary, second = private),
     so the picture stays valid. The filler is seeded noise, incompressible like a photo, and
-    cached because benchmarks ask for the same large picture many times.
+    cached because benchmarks and load tests ask for the same large pictures many times.
     """
     data = png.render(seed, width, height, variant=variant)
     filler = size - len(data) - 12  # a chunk adds length, type and CRC: 12 bytes

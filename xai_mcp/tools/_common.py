@@ -13,6 +13,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 
 from xai_mcp.errors import UserError
+from xai_mcp.rpc import queue_progress
 from xai_mcp.state import AppContext, ToolContext
 from xai_mcp.tools._strict import strict_arguments
 
@@ -53,16 +54,30 @@ def tool_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
     """Turn user errors into ToolError, whose message reaches the agent (anything else is hidden).
 
     Only the message crosses: the chain (e.g. the gRPC error behind an XaiError) stays here.
+    Paid work that waits for its turn (`rpc.queue_progress`) says so through the call's progress.
     """
 
     @functools.wraps(fn)
     async def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
+        ctx = kwargs.get("ctx")
+        token = queue_progress.set(_queue_reporter(ctx)) if ctx is not None else None
         try:
             return await fn(*args, **kwargs)
         except UserError as err:
             raise ToolError(str(err)) from None
+        finally:
+            if token is not None:
+                queue_progress.reset(token)
 
     return guarded
+
+
+def _queue_reporter(ctx: Any) -> Callable[[str], Awaitable[None]]:
+    async def report(message: str) -> None:
+        # Progress 0: the tool's own progress, reported later, only ever goes up from here.
+        await ctx.report_progress(0, None, message)
+
+    return report
 
 
 def add_tools(server: MCPServer, specs: Sequence[ToolSpec], *, read_only: bool) -> list[str]:
