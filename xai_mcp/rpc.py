@@ -1,4 +1,4 @@
-"""The xAI API on one gRPC channel: typed calls with a deadline, cost-aware retries, mapped errors.
+"""The xAI API over gRPC: typed calls with a deadline, cost-aware retries, mapped errors.
 
 Every RPC we call is declared once (and listed in `RPCS`). Its path, message types and shape
 (unary, server-, client- or bidi-streaming) come from the generated service descriptors; what
@@ -9,7 +9,7 @@ class:
   RESOURCE_EXHAUSTED, with exponential backoff, within the call's deadline.
 - `PAID`: calls that start paid work or create something (chat, image, video, sampling,
   embeddings, batch creation and additions). Sent at most once per tool call, whatever the
-  status: even UNAVAILABLE can come back after xAI processed the request (a connection cut
+  status (but for a stream refused unprocessed, below): even UNAVAILABLE can come back after xAI processed the request (a connection cut
   while the answer was on its way), and one tool call must never be billed twice. What makes
   paid calls robust instead is that they are sent only over a ready connection: when the
   channel is reconnecting, the call waits for it (up to `CONNECT_WAIT`), and if it never
@@ -20,9 +20,12 @@ a stream the server refused (HTTP/2 REFUSED_STREAM) was never processed, so it i
 even when paid; a message over a size limit is never retried (it would fail the same way), and
 a request over the send limit is refused here, before anything is sent.
 
+Calls go over a `channels.ChannelPool`: free unary calls on a connection of their own, paid
+work and streams on the least loaded of the others, so a free call never waits behind streams.
 Paid work also waits its turn: at most `XAI_MCP_MAX_PAID_INFLIGHT` paid calls run at once in a
-process (each holds a whole answer, up to `MAX_RECEIVE_BYTES`, in memory), the others queue up
-to `XAI_MCP_PAID_QUEUE_SECONDS` and are then refused unsent. Free calls never queue.
+process (each holds a whole answer, up to `MAX_RECEIVE_BYTES`, in memory; see `KEEP_SLOT_BYTES`),
+the others queue up to `XAI_MCP_PAID_QUEUE_SECONDS` and are then refused unsent. Free calls
+never queue.
 
 A streaming read is retried only until its first message arrives. A client-streaming call is
 never retried: its messages come from an iterator that is consumed as they are sent.
