@@ -9,11 +9,12 @@ class:
   RESOURCE_EXHAUSTED, with exponential backoff, within the call's deadline.
 - `PAID`: calls that start paid work or create something (chat, image, video, sampling,
   embeddings, batch creation and additions). Sent at most once per tool call, whatever the
-  status (but for a stream refused unprocessed, below): even UNAVAILABLE can come back after xAI processed the request (a connection cut
-  while the answer was on its way), and one tool call must never be billed twice. What makes
-  paid calls robust instead is that they are sent only over a ready connection: when the
-  channel is reconnecting, the call waits for it (up to `CONNECT_WAIT`), and if it never
-  connects the request was not sent and the error says so.
+  status (but for a stream refused unprocessed, below): even UNAVAILABLE can come back after
+  xAI processed the request (a connection cut while the answer was on its way), and one tool
+  call must never be billed twice. What makes paid calls robust instead is that they are
+  sent only over a ready connection: when the channel is reconnecting, the call waits for it
+  (up to `CONNECT_WAIT`), and if it never connects the request was not sent and the error
+  says so.
 
 Two failures gRPC reports itself are classed apart from xAI's statuses (see `errors.transport_failure`):
 a stream the server refused (HTTP/2 REFUSED_STREAM) was never processed, so it is sent again
