@@ -24,6 +24,7 @@ import grpc
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 if TYPE_CHECKING:
+    from xai_mcp.channels import ChannelPool
     from xai_mcp.state_store import Store
 
 log = logging.getLogger(__name__)
@@ -37,31 +38,32 @@ DRAIN_SECONDS = 5.0  # longest an over-limit upload is read (and dropped) so its
 
 
 class ChannelWatch:
-    """Knows the server's gRPC channel (it opens it, as `create_server`'s channel factory) and
-    tells whether xAI is usable on it.
+    """Knows the server's gRPC channels (it opens them, as `create_server`'s channel factory) and
+    tells whether xAI is usable on them.
 
-    Ready unless the channel is in TRANSIENT_FAILURE (xAI unreachable: connection refused, DNS or
-    TLS failing; gRPC keeps the state until a reconnect succeeds) or SHUTDOWN. IDLE and CONNECTING
+    Ready unless a channel (a lane of the pool, see xai_mcp/channels.py) is in TRANSIENT_FAILURE
+    (xAI unreachable: connection refused, DNS or TLS failing; gRPC keeps the state until a
+    reconnect succeeds) or SHUTDOWN. IDLE and CONNECTING
     count as ready: an idle channel reconnects on the first call (and the probe itself asks it to),
     and a call waits out a short connect (rpc.CONNECT_WAIT); failing the probe for them would take
     a healthy, quiet replica out of rotation.
     """
 
-    def __init__(self, factory: Callable[..., grpc.aio.Channel]) -> None:
+    def __init__(self, factory: Callable[..., ChannelPool]) -> None:
         self._factory = factory
-        self.channel: grpc.aio.Channel | None = None
+        self.pool: ChannelPool | None = None
 
-    def open(self, *args: object) -> grpc.aio.Channel:
-        self.channel = self._factory(*args)
-        return self.channel
+    def open(self, *args: object) -> ChannelPool:
+        self.pool = self._factory(*args)
+        return self.pool
 
     async def __call__(self) -> str | None:
-        if self.channel is None:
+        if self.pool is None:
             return "starting: the xAI channel is not open yet"
-        state = self.channel.get_state(try_to_connect=True)
-        if state is grpc.ChannelConnectivity.TRANSIENT_FAILURE:
+        states = {lane.channel.get_state(try_to_connect=True) for lane in self.pool.lanes}
+        if grpc.ChannelConnectivity.TRANSIENT_FAILURE in states:
             return "xAI is unreachable: the gRPC channel is in TRANSIENT_FAILURE"
-        if state is grpc.ChannelConnectivity.SHUTDOWN:
+        if grpc.ChannelConnectivity.SHUTDOWN in states:
             return "the xAI channel is shut down"
         return None
 

@@ -15,7 +15,7 @@ import anyio
 from mcp.server.transport_security import TransportSecuritySettings
 from pydantic import SecretStr
 
-from xai_mcp.rpc import open_channel
+from xai_mcp.rpc import open_pool
 from xai_mcp.server import create_server
 from xai_mcp.settings import ConfigError, Settings, is_loopback
 from xai_mcp.tools import parse_toolsets
@@ -112,7 +112,7 @@ def build_http_service(settings: Settings, *, host: str, port: int) -> HttpServi
     from xai_mcp.http_server import HttpLimits, uvicorn_server
 
     limits = HttpLimits.from_settings(settings)
-    watch = ChannelWatch(open_channel)
+    watch = ChannelWatch(open_pool)
     mcp = create_server(
         settings, toolsets=parse_toolsets(settings.toolsets), read_only=settings.read_only, channel_factory=watch.open
     )
