@@ -33,6 +33,12 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--latency", type=float, default=0.0, help="seconds added to every call (fault injection)")
     p.add_argument("--fail-first", type=int, default=0, help="fail the first N calls of each method with UNAVAILABLE")
     p.add_argument("--exhausted-rate", type=float, default=0.0, help="share of calls failing with RESOURCE_EXHAUSTED")
+    p.add_argument(
+        "--max-concurrent-streams",
+        type=int,
+        default=0,
+        help="streams one client connection may run at once; more are refused (default: gRPC's)",
+    )
     # -v/--verbose: added by the main command line, which honours it before or after "emulator".
     p.set_defaults(handler=run_from_args)
 
@@ -54,6 +60,7 @@ def run_from_args(args: argparse.Namespace) -> int:
             latency=args.latency,
             fail_first=args.fail_first,
             exhausted_rate=args.exhausted_rate,
+            max_concurrent_streams=args.max_concurrent_streams,
         )
     )
     return 0
