@@ -57,8 +57,7 @@ def test_options_in_both_places_add_up_or_must_agree(capsys):
     assert "--toolsets is given twice" in capsys.readouterr().err
 
 
-def test_no_command_serves_with_the_options_given(monkeypatch):
-    monkeypatch.delenv("XAI_MCP_READ_ONLY", raising=False)
+def test_no_command_serves_with_the_options_given():
     args = parse_args(["--read-only", "--toolsets", "models"])
     assert (args.command, args.read_only, args.toolsets) == ("serve", True, "models")
     # What the server is built from: the settings the options make.

@@ -17,7 +17,7 @@ import anyio
 import grpc
 import grpc.aio
 import pytest
-from conftest import TEST_KEY, error_text, structured
+from _helpers import TEST_KEY, error_text, structured
 from mcp import Client
 
 from xai_mcp import errors, rpc
