@@ -121,6 +121,8 @@ async def test_each_rpc_is_resent_by_its_retry_class(xai, emulator):
         try:
             if method.shape is rpc.Shape.SERVER_STREAMING:
                 [message async for message in xai.stream(method, method.request())]
+            elif method.shape is rpc.Shape.CLIENT_STREAMING:
+                await xai.send_stream(method, [method.request()])
             else:
                 await xai.call(method, method.request())
         except errors.XaiError as err:
