@@ -191,6 +191,12 @@ DEMO_STEPS: tuple[Step, ...] = (
         {"data": base64.b64encode(DEMO_NOTES).decode(), "filename": "demo-notes.md", "expires_after_seconds": 3600},
         lambda r: f"uploaded {r['file']['filename']} ({r['file']['size_bytes']} bytes) as {r['file']['file_id']}",
     ),
+    (
+        "files",
+        "chat",
+        lambda done: {"prompt": "What does the new release add?", "files": [done["upload_file"]["file"]["file_id"]]},
+        lambda r: f"{r['content']!r} citing {', '.join(r['cited_files'])}",
+    ),
 )
 
 

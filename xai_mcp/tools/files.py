@@ -142,7 +142,7 @@ def file_info(pb: files_pb2.File) -> FileInfo:
 
 
 def _mib(count: int) -> str:
-    return f"{count / (1024 * 1024):.1f} MiB"
+    return f"{count / (1024 * 1024):.1f} MiB" if count >= 1024 * 1024 else f"{count} bytes"
 
 
 # Answers that refuse the upload outright: whatever was sent, nothing was stored.

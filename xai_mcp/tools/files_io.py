@@ -18,6 +18,7 @@ from typing import BinaryIO
 import anyio.to_thread
 
 from xai_mcp import media
+from xai_mcp._pb.v1 import chat_pb2
 from xai_mcp.errors import InputError
 from xai_mcp.sources import check_local_file, default_input_roots
 
@@ -96,6 +97,31 @@ async def read_attachment(value: str, *, field: str, output_dir: Path) -> tuple[
             err.note(" Upload a larger file with upload_file and pass its file_id instead.")
         raise
     return name, mime_type(name), data
+
+
+FILE_REFERENCE = (
+    "a file id (from upload_file or list_files), an http(s) URL, or an absolute local path (sent inline, up to 10 MiB)"
+)
+
+
+async def chat_file(value: str, *, field: str, output_dir: Path) -> chat_pb2.FileContent:
+    """The FileContent for a file named in a chat request: by id, by URL, or read from a local path.
+
+    FileContent is not a oneof, but xAI takes exactly one of file_id, data or url, and a name and
+    MIME type only with data or a URL: each branch sets exactly its own fields.
+    """
+    text = value.strip()
+    if not text:
+        raise InputError(f"{field}: empty file reference; give {FILE_REFERENCE}")
+    lowered = text[:16].lower()
+    if lowered.startswith(("http://", "https://")):
+        return chat_pb2.FileContent(url=text)
+    if text.startswith(("/", "~")):
+        name, mime, data = await read_attachment(text, field=field, output_dir=output_dir)
+        return chat_pb2.FileContent(data=data, filename=name, mime_type=mime)
+    if "://" in lowered or lowered.startswith("data:") or any(c in text for c in "/\\ \t\n") or len(text) > 200:
+        raise InputError(f"{field}: {text[:80]!r} is not {FILE_REFERENCE}")
+    return chat_pb2.FileContent(file_id=text)
 
 
 async def save_download(output_dir: Path, filename: str, data: bytes, *, text: bool) -> Path:
