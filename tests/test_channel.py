@@ -74,7 +74,7 @@ def test_tls_is_the_default_and_a_bare_host_means_port_443():
 
 # Services whose protos exist but that no tool calls yet (issues 13 and 14 wire them): take a
 # service out of this set when its RPCs join rpc.RPCS.
-NOT_CALLED_YET = {"xai_api.Files", "xai_api.Documents", "collections.Collections"}
+NOT_CALLED_YET = {"xai_api.Documents", "collections.Collections"}
 # RPCs of called services that no tool uses (the tools stream these answers instead).
 NOT_CALLED = {"/xai_api.Chat/GetCompletion", "/xai_api.Sample/SampleText"}
 
@@ -121,6 +121,8 @@ async def test_each_rpc_is_resent_by_its_retry_class(xai, emulator):
         try:
             if method.shape is rpc.Shape.SERVER_STREAMING:
                 [message async for message in xai.stream(method, method.request())]
+            elif method.shape is rpc.Shape.CLIENT_STREAMING:
+                await xai.send_stream(method, [method.request()])
             else:
                 await xai.call(method, method.request())
         except errors.XaiError as err:

@@ -39,7 +39,7 @@ from xai_mcp.settings import Settings
 # warning is an error here, which would hide the failing example behind a "flaky" complaint.
 pytestmark = pytest.mark.filterwarnings("ignore:Generating overly large repr:hypothesis.errors.HypothesisWarning")
 
-# Examples per tool; every tool gets its own test, so all 23 are fuzzed on every run.
+# Examples per tool; every tool gets its own test, so all 30 are fuzzed on every run.
 RULED_OUT = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 HOSTILE = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 MAX_LIST = 3  # items per generated list: enough to reach item validation, cheap to send
@@ -76,7 +76,7 @@ class Served:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    """One server and client for the whole module (46 tests): a fresh one per example would dominate."""
+    """One server and client for the whole module (60 tests): a fresh one per example would dominate."""
     # Jobs finish at once, so valid calls to video/deferred/batch tools never sit in a wait.
     config = EmulatorConfig(deferred_seconds=0.0, video_seconds=0.0, batch_seconds=0.0)
     with start_blocking_portal("asyncio") as portal, portal.wrap_async_context_manager(Emulator(config)) as emulator:
@@ -91,7 +91,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         client = Client(create_server(settings), mode="legacy")
         with portal.wrap_async_context_manager(client):
             tools = {tool.name: tool for tool in portal.call(client.list_tools).tools}
-            assert sorted(tools) == TOOL_NAMES and len(tools) == 23
+            assert sorted(tools) == TOOL_NAMES and len(tools) == 30
             yield Served(portal, client, emulator, tools)
 
 

@@ -122,3 +122,19 @@ async def test_a_generated_image_is_saved_while_the_loop_keeps_serving(settings:
     assert saved.parent == output and saved.stat().st_size > 0
     assert gate.held == 1, "the image was never written"
     assert gate.loop_moved, f"the event loop stood still while the image was written (in {gate.opener_thread})"
+
+
+async def test_a_chat_attachment_and_an_upload_are_read_while_the_loop_keeps_serving(
+    settings: Settings, tmp_path: Path
+) -> None:
+    document = tmp_path / "notes.md"
+    document.write_bytes(b"# Notes\n" * 100_000)
+    async with Client(create_server(_settings(settings)), mode="legacy") as client:
+        for tool, arguments in [
+            ("chat", {"prompt": "summarize", "files": [str(document)]}),
+            ("upload_file", {"path": str(document)}),
+        ]:
+            gate = _Gate(matches=lambda path: path == str(document.resolve()))
+            await _call_while_ticking(client, gate, tool, arguments)
+            assert gate.held == 1, f"{tool} never opened the file"
+            assert gate.loop_moved, f"the event loop stood still while {tool} opened the file ({gate.opener_thread})"

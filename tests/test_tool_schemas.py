@@ -22,6 +22,7 @@ from xai_mcp.tools.catalog import readme_section, readme_table
 SNAPSHOTS = Path(__file__).with_name("snapshots") / "tools"
 # Derived from the toolset table; the snapshots (one file per tool) pin the names independently.
 CATALOG = {toolset.id: [spec.name for spec in toolset.tools()] for toolset in TOOLSET_TABLE}
+SPENDS = {spec.name: spec.spends for toolset in TOOLSET_TABLE for spec in toolset.tools()}
 OFFLINE = settings_from(api_key="snapshot-key", api_host="127.0.0.1:9", insecure=True)
 
 
@@ -103,5 +104,7 @@ async def test_the_readme_tool_table_matches_the_server():
     assert set(documented) == set(tools)
     for name, (toolset, money) in documented.items():
         assert name in CATALOG[toolset], f"README puts {name} in toolset {toolset}"
-        spends = not tools[name].annotations.read_only_hint and not tools[name].annotations.destructive_hint
-        assert (money == "yes") == spends, f"README says {name} costs money: {money}"
+        hints = tools[name].annotations
+        assert (money == "yes") == SPENDS[name], f"README says {name} costs money: {money}"
+        # Only tools that change something may cost money (CREATES tools change things for free).
+        assert not SPENDS[name] or (not hints.read_only_hint and not hints.destructive_hint), name

@@ -62,6 +62,7 @@ from xai_mcp._pb.v1 import (
     chat_pb2,
     deferred_pb2,
     embed_pb2,
+    files_pb2,
     image_pb2,
     models_pb2,
     sample_pb2,
@@ -223,6 +224,7 @@ _AUTH = _service(auth_pb2, "Auth")
 _TOKENIZE = _service(tokenize_pb2, "Tokenize")
 _SAMPLE = _service(sample_pb2, "Sample")
 _EMBEDDER = _service(embed_pb2, "Embedder")
+_FILES = _service(files_pb2, "Files")
 
 # What NOT_FOUND means for a call. Most calls name a model, and a wrong model name is the
 # usual cause; the ids an agent holds (deferred, stored, batch) each have their own story.
@@ -241,6 +243,10 @@ _NO_STORED_CHAT = (
 _NO_BATCH = (
     "xAI has no {subject}. Check the id: list_batches shows your batches and list_batch_requests "
     "the request ids in a batch."
+)
+_NO_FILE = (
+    "xAI has no {subject} for this API key: it was deleted, it expired, or it was never uploaded "
+    "(files belong to the key that uploaded them). list_files shows your files."
 )
 # Adding requests names a batch and, in each request, a model: either can be the missing one.
 _NO_BATCH_OR_MODEL = _NO_MODEL + " list_batches shows your batch ids."
@@ -433,6 +439,44 @@ SAMPLE_TEXT_STREAMING = declare(
     _NO_MODEL,
 )
 EMBED = declare(_EMBEDDER, "Embed", embed_pb2.EmbedRequest, embed_pb2.EmbedResponse, _PAID, "embedding", _NO_MODEL)
+# Files. An upload creates a file (client-streaming: never retried, see XaiClient.send_stream);
+# the rest read, or change one file in a way a repeat leaves the same (delete, URL revoke) or
+# merely replaces (a new public URL replaces the old one).
+UPLOAD_FILE = declare(_FILES, "UploadFile", files_pb2.UploadFileChunk, files_pb2.File, _PAID, "file upload", _NO_FILE)
+LIST_FILES = declare(
+    _FILES, "ListFiles", files_pb2.ListFilesRequest, files_pb2.ListFilesResponse, _SAFE, "file listing", _NO_FILE
+)
+RETRIEVE_FILE = declare(_FILES, "RetrieveFile", files_pb2.RetrieveFileRequest, files_pb2.File, _SAFE, "file", _NO_FILE)
+DELETE_FILE = declare(
+    _FILES, "DeleteFile", files_pb2.DeleteFileRequest, files_pb2.DeleteFileResponse, _SAFE, "file deletion", _NO_FILE
+)
+RETRIEVE_FILE_CONTENT = declare(
+    _FILES,
+    "RetrieveFileContent",
+    files_pb2.RetrieveFileContentRequest,
+    files_pb2.FileContentChunk,
+    _SAFE,
+    "file download",
+    _NO_FILE,
+)
+CREATE_PUBLIC_URL = declare(
+    _FILES,
+    "CreatePublicUrl",
+    files_pb2.CreatePublicUrlRequest,
+    files_pb2.CreatePublicUrlResponse,
+    _SAFE,
+    "public URL",
+    _NO_FILE,
+)
+REVOKE_PUBLIC_URL = declare(
+    _FILES,
+    "RevokePublicUrl",
+    files_pb2.RevokePublicUrlRequest,
+    files_pb2.RevokePublicUrlResponse,
+    _SAFE,
+    "public URL revocation",
+    _NO_FILE,
+)
 
 # Every RPC we call. The protos define a few more (GetCompletion, SampleText) that no tool uses.
 RPCS: tuple[Rpc[Any, Any], ...] = (
@@ -463,6 +507,13 @@ RPCS: tuple[Rpc[Any, Any], ...] = (
     TOKENIZE_TEXT,
     SAMPLE_TEXT_STREAMING,
     EMBED,
+    UPLOAD_FILE,
+    LIST_FILES,
+    RETRIEVE_FILE,
+    DELETE_FILE,
+    RETRIEVE_FILE_CONTENT,
+    CREATE_PUBLIC_URL,
+    REVOKE_PUBLIC_URL,
 )
 
 

@@ -109,6 +109,9 @@ def _usd(value: Any) -> str:
     return f"${value:.6f}" if isinstance(value, (int, float)) else "n/a"
 
 
+# The demo's own material: a short note it uploads, then asks chat about.
+DEMO_NOTES = b"# Release notes\n\nxai-mcp 0.2 adds the files toolset: upload, list, read and attach files to chat.\n"
+
 DEMO_STEPS: tuple[Step, ...] = (
     (
         "models",
@@ -181,6 +184,18 @@ DEMO_STEPS: tuple[Step, ...] = (
         "embed",
         {"inputs": ["hello", "world"]},
         lambda r: f"{len(r['vectors'])} vectors of {r['vectors'][0]['dimensions']} dimensions",
+    ),
+    (
+        "files",
+        "upload_file",
+        {"data": base64.b64encode(DEMO_NOTES).decode(), "filename": "demo-notes.md", "expires_after_seconds": 3600},
+        lambda r: f"uploaded {r['file']['filename']} ({r['file']['size_bytes']} bytes) as {r['file']['file_id']}",
+    ),
+    (
+        "files",
+        "chat",
+        lambda done: {"prompt": "What does the new release add?", "files": [done["upload_file"]["file"]["file_id"]]},
+        lambda r: f"{r['content']!r} citing {', '.join(r['cited_files'])}",
     ),
 )
 

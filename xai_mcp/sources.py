@@ -40,7 +40,7 @@ def sniff_image_type(data: bytes) -> str | None:
 
 
 def default_input_roots(output_dir: Path) -> list[Path]:
-    """Folders local image files may come from: the home folder, the output folder, temp."""
+    """Folders local files (images, uploads) may come from: the home folder, the output folder, temp."""
     return [Path.home(), output_dir, Path(tempfile.gettempdir())]
 
 
@@ -64,7 +64,14 @@ def _check_data_url(value: str, field: str) -> str:
     return _data_url(data, field)
 
 
-def _read_file(value: str, field: str, roots: Sequence[Path]) -> str:
+def check_local_file(value: str, field: str, roots: Sequence[Path], *, max_bytes: int, kind: str) -> Path:
+    """The resolved path of a readable local file named by an agent, or an InputError saying why not.
+
+    It must exist, resolve (symlinks followed) into one of `roots`, be a regular file, and hold
+    at most `max_bytes`. `kind` names what is read ("images", "files") in the messages.
+    """
+    if "\x00" in value or len(value) > os.pathconf("/", "PC_PATH_MAX"):
+        raise InputError(f"{field}: not a valid file path")
     path = Path(value).expanduser()
     try:
         resolved = path.resolve(strict=True)
@@ -73,14 +80,19 @@ def _read_file(value: str, field: str, roots: Sequence[Path]) -> str:
     allowed = [Path(r).expanduser().resolve() for r in roots]
     if not any(resolved.is_relative_to(root) for root in allowed):
         raise InputError(
-            f"{field}: {value} is outside the folders images may be read from "
+            f"{field}: {value} is outside the folders {kind} may be read from "
             f"({', '.join(str(r) for r in allowed)}); copy it into one of them"
         )
     if not resolved.is_file():
         raise InputError(f"{field}: {value} is not a regular file")
     size = resolved.stat().st_size
-    if size > MAX_IMAGE_BYTES:
-        raise InputError(f"{field}: {value} is {size} bytes; images may be at most {MAX_IMAGE_BYTES} bytes")
+    if size > max_bytes:
+        raise InputError(f"{field}: {value} is {size} bytes; {kind} may be at most {max_bytes} bytes")
+    return resolved
+
+
+def _read_file(value: str, field: str, roots: Sequence[Path]) -> str:
+    resolved = check_local_file(value, field, roots, max_bytes=MAX_IMAGE_BYTES, kind="images")
     try:
         with open(resolved, "rb") as handle:
             data = handle.read(MAX_IMAGE_BYTES + 1)
@@ -105,6 +117,4 @@ async def resolve_image(value: str, *, field: str, roots: Sequence[Path]) -> str
         return _check_data_url(text, field)
     if "://" in text[:16]:
         raise InputError(f"{field}: only http(s) URLs, data URLs and local file paths are supported")
-    if "\x00" in text or len(text) > os.pathconf("/", "PC_PATH_MAX"):
-        raise InputError(f"{field}: not a valid file path")
     return await anyio.to_thread.run_sync(_read_file, text, field, roots)

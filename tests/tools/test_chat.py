@@ -473,7 +473,7 @@ NOT_SCHEMA_ERRORS: list[tuple[dict[str, Any], str]] = [
         {"messages": [{"role": "user", "content": "Hi"}, {"role": "tool", "content": "42"}]},
         "messages[1].tool_call_id: required for role 'tool'",
     ),
-    ({"messages": [{"role": "user", "content": ""}]}, "messages[0].content: a user turn needs text or images"),
+    ({"messages": [{"role": "user", "content": ""}]}, "messages[0].content: a user turn needs text, images or files"),
     ({"messages": [{"role": "user", "content": "Hi", "tool_call_id": "c1"}]}, "messages[0].tool_call_id: only role"),
     (
         {"messages": [{"role": "user", "content": "Hi", "tool_calls": [{"id": "c1", "name": "f"}]}]},

@@ -41,6 +41,7 @@ CATALOG: tuple[Toolset, ...] = (
     Toolset("batch", "batches", "batch"),
     Toolset("sample", "raw sampling", "sample"),
     Toolset("embed", "embeddings", "embed"),
+    Toolset("files", "the user's files at xAI (upload, list, read, delete, public URLs) for chat to read", "files"),
 )
 TOOLSETS: tuple[str, ...] = tuple(toolset.id for toolset in CATALOG)
 _BY_ID = {toolset.id: toolset for toolset in CATALOG}

@@ -23,6 +23,9 @@ R = TypeVar("R")
 # Honest hints for hosts (they may auto-approve read-only tools). Every tool reaches xAI.
 READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=True)
 SPENDS = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True)
+# Creates or changes something at xAI (an uploaded file, a public URL) yet costs nothing: hinted
+# like SPENDS (hosts ask before running it), listed as free (see ToolSpec.spends).
+CREATES = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True)
 DESTRUCTIVE = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=True)
 
 
@@ -31,7 +34,7 @@ class ToolSpec:
     """One tool: its function (name, docstring and signature make the MCP schema) and catalog facts."""
 
     fn: Callable[..., Awaitable[Any]]
-    annotations: ToolAnnotations  # the cost class: READ_ONLY, SPENDS or DESTRUCTIVE
+    annotations: ToolAnnotations  # the cost class: READ_ONLY, SPENDS, CREATES or DESTRUCTIVE
     title: str  # shown by hosts, and in manifest.json
     summary: str  # what it does, one line, for the README tool table
     cost_note: str = ""  # qualifies the README's "costs money" column, e.g. "with requests"
@@ -42,7 +45,8 @@ class ToolSpec:
 
     @property
     def spends(self) -> bool:
-        return not self.annotations.read_only_hint and not self.annotations.destructive_hint
+        # CREATES has the same hints as SPENDS (MCP has no hint for "costs money"): told apart by identity.
+        return self.annotations is SPENDS
 
 
 def app(ctx: ToolContext) -> AppContext:

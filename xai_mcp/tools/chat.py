@@ -22,7 +22,7 @@ from pydantic import Field
 
 from xai_mcp import rpc
 from xai_mcp._pb.v1 import chat_pb2, deferred_pb2
-from xai_mcp.errors import cut_short
+from xai_mcp.errors import ImageFetchFailed, cut_short
 from xai_mcp.polling import Poll, Progress, StreamProgress, wait_for
 from xai_mcp.state import ToolContext
 from xai_mcp.tools._common import DESTRUCTIVE, READ_ONLY, SPENDS, ToolSpec, app
@@ -32,6 +32,7 @@ from xai_mcp.tools.chat_convert import (
     ChatResult,
     ChunkAssembler,
     DeleteResult,
+    attached_file_ids,
     from_deferred,
     from_response,
     is_final,
@@ -109,29 +110,47 @@ async def _wait_deferred(ctx: ToolContext, request_id: str, window: float, *, sc
     return result
 
 
-def _subject(params: ChatParams, model: str) -> str:
+FILE_URL_HINT = (
+    " The URL may also be one given in files: it must be public, or upload the file with upload_file and "
+    "pass its file id instead."
+)
+
+
+def _subject(params: ChatParams, request: chat_pb2.GetCompletionsRequest) -> str:
+    """What a NOT_FOUND can be about: the model, a stored response, or an attached file id."""
+    subject = f"model {request.model!r}"
     if params.previous_response_id is not None:
-        return f"model {model!r} or stored response {params.previous_response_id!r}"
-    return f"model {model!r}"
+        subject += f" or stored response {params.previous_response_id!r}"
+    file_ids = attached_file_ids(request)
+    if file_ids:
+        listed = ", ".join(repr(file_id) for file_id in file_ids)
+        subject += f" or attached file {listed} (list_files shows your files)"
+    return subject
 
 
 async def chat(
     *, deferred: Deferred = False, wait_seconds: WaitSeconds = None, ctx: ToolContext, **fields: Any
 ) -> ChatResult:
-    """Ask a Grok model (xAI) something: a prompt or a conversation, optionally with images, web or X search,
-    code execution, JSON-schema output or functions for you to run. Spends money on the user's xAI account
-    (tokens; searches extra). Returns the answer with reasoning, citations, tool_calls to run, token usage and
-    cost in USD; with deferred=true it may return status 'pending' and a request_id instead."""
+    """Ask a Grok model (xAI) something: a prompt or a conversation, optionally with images, files to read
+    (uploaded file ids, URLs or local paths), web or X search, code execution, JSON-schema output or functions
+    for you to run. Spends money on the user's xAI account (tokens; searches extra). Returns the answer with
+    reasoning, citations, tool_calls to run, token usage and cost in USD; with deferred=true it may return
+    status 'pending' and a request_id instead."""
     # `fields` are ChatParams' fields, which the SDK validated against the published signature
     # (see _publish_chat_params): the very annotations ChatParams has, so no second validation.
     params = ChatParams.model_construct(**fields)
     state = app(ctx)
     request = await to_request(params, state.settings)
-    subject = _subject(params, request.model)
+    subject = _subject(params, request)
     schema_given = params.response_schema is not None
-    if not deferred:
-        return from_response(await _stream_chat(ctx, request, subject), schema_given=schema_given)
-    started = await state.xai.call(rpc.START_DEFERRED_COMPLETION, request, subject=subject)
+    try:
+        if not deferred:
+            return from_response(await _stream_chat(ctx, request, subject), schema_given=schema_given)
+        started = await state.xai.call(rpc.START_DEFERRED_COMPLETION, request, subject=subject)
+    except ImageFetchFailed as err:
+        if any(part.file.url for message in request.messages for part in message.content):
+            err.note(FILE_URL_HINT)
+        raise
     window = state.settings.wait_seconds if wait_seconds is None else wait_seconds
     return await _wait_deferred(ctx, started.request_id, window, schema_given=schema_given)
 
@@ -200,7 +219,8 @@ TOOLS = [
         chat,
         SPENDS,
         "Chat with Grok",
-        "chat completion: prompt or messages (with images), system prompt, sampling options, reasoning effort, "
+        "chat completion: prompt or messages (with images and files: ids, URLs or local paths), system prompt, "
+        "sampling options, reasoning effort, "
         "JSON-schema output (parsed), web/X search and code execution (with citations), client-side functions "
         "(returns tool calls), stored conversations, deferred mode; streams with progress",
     ),

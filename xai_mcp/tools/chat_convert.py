@@ -15,7 +15,8 @@ Rules that span fields (prompt or messages, roles, unique function names, tool_c
 checked once, in `to_request`, for both. `GetChatCompletionResponse` -> `from_response` ->
 `ChatResult` is shared the same way. `ChunkAssembler` rebuilds a response from a
 `GetCompletionChunk` stream (reference §4.2). Nothing here does I/O except reading local image
-files named in a request, which happens off the event loop (hence `to_request` is async).
+and attached files named in a request, which happens off the event loop (hence `to_request` is
+async; the files themselves are resolved by `files_io.chat_file`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from xai_mcp.errors import InputError
 from xai_mcp.settings import Settings
 from xai_mcp.sources import default_input_roots, resolve_image
 from xai_mcp.tools._units import FinishReason, cost_usd, finish_reason
+from xai_mcp.tools.files_io import MAX_INLINE_BYTES, chat_file
 
 Role = Literal["system", "user", "assistant", "tool"]
 ReasoningEffort = Literal["none", "low", "medium", "high", "xhigh"]
@@ -184,6 +186,10 @@ class ChatMessage(BaseModel):
         list[str],
         Field(description="Images for a user turn: http(s) URLs, data URLs, or local file paths (PNG, JPEG, WebP)."),
     ] = []
+    files: Annotated[
+        list[FileRef],
+        Field(max_length=MAX_FILES, description=f"Files for a user turn: {_FILE_REF_TEXT}."),
+    ] = []
     tool_call_id: Annotated[
         str | None,
         Field(min_length=1, max_length=200, description="For role 'tool': the id of the function call answered."),
@@ -210,6 +216,21 @@ class FunctionDef(BaseModel):
     ]
 
 
+MAX_FILES = 20  # per list: a sanity bound, not xAI's (it documents none)
+_FILE_REF_TEXT = (
+    "file ids (from upload_file or list_files), http(s) URLs xAI fetches, or absolute local paths (sent inline, "
+    "up to 10 MiB in all; upload larger files first)"
+)
+FileRef = Annotated[str, Field(min_length=1, max_length=4096)]
+Files = Annotated[
+    list[FileRef] | None,
+    Field(
+        min_length=1,
+        max_length=MAX_FILES,
+        description=f"Files for Grok to read with this request: {_FILE_REF_TEXT}. With messages they go with the "
+        "last user turn. The answer cites them (citations, cited_files).",
+    ),
+]
 Messages = Annotated[
     list[ChatMessage] | None,
     Field(
@@ -238,6 +259,7 @@ class ChatParams(BaseModel):
 
     prompt: Prompt = None
     messages: Messages = None
+    files: Files = None
     system: System = None
     model: ModelName = None
     temperature: Temperature = None
@@ -298,7 +320,16 @@ class ChatResult(BaseModel):
     )
     tool_calls: list[ToolCallOut] = Field(default=[], description="Function calls for you to run and send back.")
     server_tools_used: list[str] = Field(default=[], description="Server-side tools that ran (e.g. web_search).")
-    citations: list[str] = Field(default=[], description="Source URLs the answer drew on (searches).")
+    citations: list[str] = Field(
+        default=[],
+        description="Sources the answer drew on: URLs (searches, files attached by URL) and file://<file id or "
+        "name> for attached files.",
+    )
+    cited_files: list[str] = Field(
+        default=[],
+        description="The attached files among the citations: file ids (get_file shows one) or, for files sent "
+        "inline, their names.",
+    )
     parsed: Any | None = Field(default=None, description="With response_schema: the answer parsed as JSON.")
     parse_error: str | None = Field(default=None, description="With response_schema: why the answer did not parse.")
     usage: Usage | None = Field(default=None, description="Tokens and cost (absent until the answer exists).")
@@ -317,14 +348,16 @@ def _check_message(i: int, message: ChatMessage) -> None:
     where = f"messages[{i}]"
     if message.images and message.role != "user":
         raise InputError(f"{where}.images: only user turns can carry images")
+    if message.files and message.role != "user":
+        raise InputError(f"{where}.files: only user turns can carry files")
     if message.tool_calls and message.role != "assistant":
         raise InputError(f"{where}.tool_calls: only assistant turns carry function calls")
     if message.tool_call_id is not None and message.role != "tool":
         raise InputError(f"{where}.tool_call_id: only role 'tool' answers a function call")
     if message.role == "tool" and message.tool_call_id is None:
         raise InputError(f"{where}.tool_call_id: required for role 'tool' (the id of the call this result answers)")
-    if message.role == "user" and not message.content.strip() and not message.images:
-        raise InputError(f"{where}.content: a user turn needs text or images")
+    if message.role == "user" and not message.content.strip() and not message.images and not message.files:
+        raise InputError(f"{where}.content: a user turn needs text, images or files")
     if message.role == "system" and not message.content.strip():
         raise InputError(f"{where}.content: a system turn needs text")
     if message.role == "assistant" and not message.content.strip() and not message.tool_calls:
@@ -344,6 +377,8 @@ async def _message(i: int, message: ChatMessage, settings: Settings) -> chat_pb2
     for j, image in enumerate(message.images):
         url = await resolve_image(image, field=f"messages[{i}].images[{j}]", roots=roots)
         pb.content.add(image_url=image_pb2.ImageUrlContent(image_url=url, detail=image_pb2.DETAIL_AUTO))
+    for j, ref in enumerate(message.files):
+        pb.content.add(file=await chat_file(ref, field=f"messages[{i}].files[{j}]", output_dir=settings.output_dir))
     for call in message.tool_calls:
         pb.tool_calls.add(
             id=call.id,
@@ -356,6 +391,25 @@ async def _message(i: int, message: ChatMessage, settings: Settings) -> chat_pb2
 
 
 async def _messages(params: ChatParams, settings: Settings) -> list[chat_pb2.Message]:
+    messages = await _turns(params, settings)
+    if params.files:
+        # The call's own files go with the user's (last) turn, after what it already carries.
+        user_turns = [m for m in messages if m.role == chat_pb2.ROLE_USER]
+        if not user_turns:
+            raise InputError("files: there is no user turn for them to go with; put them on a user message")
+        for j, ref in enumerate(params.files):
+            content = await chat_file(ref, field=f"files[{j}]", output_dir=settings.output_dir)
+            user_turns[-1].content.add(file=content)
+    inline = sum(len(part.file.data) for m in messages for part in m.content if part.WhichOneof("content") == "file")
+    if inline > MAX_INLINE_BYTES:
+        raise InputError(
+            f"files: the local files add up to {inline} bytes, more than the {MAX_INLINE_BYTES} bytes that may go "
+            "inline with a chat; upload the larger ones with upload_file and pass their file ids"
+        )
+    return messages
+
+
+async def _turns(params: ChatParams, settings: Settings) -> list[chat_pb2.Message]:
     if params.prompt is not None and params.messages is not None:
         raise InputError("prompt: give either prompt or messages, not both (put the prompt in messages as a user turn)")
     if params.prompt is None and params.messages is None:
@@ -374,6 +428,16 @@ async def _messages(params: ChatParams, settings: Settings) -> list[chat_pb2.Mes
     if params.previous_response_id is None and not any(m.role == "user" for m in given):
         raise InputError("messages: needs at least one turn with role 'user'")
     return [*head, *[await _message(i, m, settings) for i, m in enumerate(given)]]
+
+
+def attached_file_ids(request: chat_pb2.GetCompletionsRequest) -> list[str]:
+    """The Files API ids a request attaches, in order (for messages about a missing one)."""
+    return [
+        part.file.file_id
+        for message in request.messages
+        for part in message.content
+        if part.WhichOneof("content") == "file" and part.file.file_id
+    ]
 
 
 def _tools(params: ChatParams) -> list[chat_pb2.Tool]:
@@ -506,6 +570,16 @@ TOOL_CALLS_NEXT_STEP = (
 )
 
 
+# How xAI cites a file the answer read: file://<file id>, or file://<name> for inline data.
+FILE_CITATION = "file://"
+
+
+def _inline_citation(citation: chat_pb2.InlineCitation) -> str:
+    if citation.HasField("collections_citation"):
+        return FILE_CITATION + citation.collections_citation.file_id
+    return citation.web_citation.url or citation.x_citation.url
+
+
 def from_response(pb: chat_pb2.GetChatCompletionResponse, *, schema_given: bool) -> ChatResult:
     """The agent's view of a finished response: the last assistant output is the answer."""
     answer = _answer(pb)
@@ -520,7 +594,7 @@ def from_response(pb: chat_pb2.GetChatCompletionResponse, *, schema_given: bool)
             else:
                 server_tools.append(_SERVER_CALL_TYPES.get(call.type, "unknown"))
     server_tools += [_SERVER_TOOLS_USED.get(tool, "unknown") for tool in pb.usage.server_side_tools_used]
-    citations = list(pb.citations) or [c.web_citation.url or c.x_citation.url for c in message.citations]
+    citations = list(pb.citations) or [_inline_citation(c) for c in message.citations]
     parsed, parse_error = _parse(message.content, finish) if schema_given else (None, None)
     return ChatResult(
         status="done",
@@ -532,6 +606,7 @@ def from_response(pb: chat_pb2.GetChatCompletionResponse, *, schema_given: bool)
         tool_calls=calls,
         server_tools_used=_unique(server_tools),
         citations=_unique(citations),
+        cited_files=_unique([c.removeprefix(FILE_CITATION) for c in citations if c.startswith(FILE_CITATION)]),
         parsed=parsed,
         parse_error=parse_error,
         usage=_usage(pb.usage),
