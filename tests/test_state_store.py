@@ -542,3 +542,20 @@ async def test_spend_days_are_utc_dates(opener: Opener, clock: FakeClock) -> Non
         report = await store.spending(ME)
     assert report.today == date(2026, 12, 1)
     assert [d.day for d in report.days] == [date(2026, 12, 1)]
+
+
+# -- counting a job's cost once --------------------------------------------------------------------
+
+
+async def test_a_jobs_cost_is_counted_once_and_only_its_growth_after(store: Store, clock: FakeClock) -> None:
+    await store.record_job(job("vid-1", clock.now, tool="extend_video"))
+    assert await store.charge_job(ME, "vid-1", "0.50") == 0.5
+    assert await store.charge_job(ME, "vid-1", "0.50") == 0.0  # a second poll of the finished job
+    assert await store.charge_job(ME, "vid-1", "0.30") == 0.0  # never negative
+    assert await store.charge_job(ME, "vid-1", "0.75") == 0.25  # a batch's cost grows
+    assert (await store.get_job(ME, "vid-1")).extra["cost_usd"] == 0.75  # type: ignore[union-attr]
+    spending = await store.spending(ME)
+    assert spending.today_by_tool == {"extend_video": 0.75}
+    assert await store.charge_job(ME, "unknown", 1) is None
+    assert await store.charge_job(OTHER, "vid-1", 1) is None  # another key's view of the id
+    assert (await store.spending(ME)).today_usd == 0.75

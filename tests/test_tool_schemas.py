@@ -71,7 +71,8 @@ async def test_every_tool_is_described_bounded_and_honestly_annotated():
         for name, prop in tool.input_schema.get("properties", {}).items():
             assert prop.get("description"), f"{tool.name}.{name} has no description"
         hints = tool.annotations
-        assert hints is not None and hints.open_world_hint is True, tool.name
+        # Every tool reaches xAI, except the jobs toolset's: they read only this server's own records.
+        assert hints is not None and hints.open_world_hint is (tool.name not in CATALOG["jobs"]), tool.name
         if tool.name.startswith(("list_", "get_", "tokenize_")):
             assert hints.read_only_hint is True, tool.name
         elif tool.name.startswith(("delete_", "cancel_")):

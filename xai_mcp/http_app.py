@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import anyio
 import grpc
@@ -25,7 +25,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 if TYPE_CHECKING:
     from xai_mcp.channels import ChannelPool
-    from xai_mcp.state_store import Store
+
+
+class Pingable(Protocol):
+    """A state store, or the server's `Books` (which opens its store on first use)."""
+
+    async def ping(self) -> None: ...
+
 
 log = logging.getLogger(__name__)
 
@@ -71,10 +77,10 @@ class ChannelWatch:
 STORE_PING_SECONDS = 2.0  # a probe must answer quickly even when the store hangs
 
 
-def store_check(store: Store) -> ReadinessCheck:
+def store_check(store: Pingable) -> ReadinessCheck:
     """A readiness check for the state store: ready while `store.ping()` succeeds quickly.
 
-    For `HttpService.readiness` once the server opens a store (xai_mcp/state_store)."""
+    In `HttpService.readiness` (serve.py), given the server's `Books`."""
 
     async def state_store_reachable() -> str | None:
         from xai_mcp.state_store import StoreError

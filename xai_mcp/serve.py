@@ -108,13 +108,19 @@ class HttpService:
 
 
 def build_http_service(settings: Settings, *, host: str, port: int) -> HttpService:
-    from xai_mcp.http_app import MCP_PATH, ChannelWatch, HttpGuard
+    from xai_mcp.books import Books
+    from xai_mcp.http_app import MCP_PATH, ChannelWatch, HttpGuard, store_check
     from xai_mcp.http_server import HttpLimits, uvicorn_server
 
     limits = HttpLimits.from_settings(settings)
     watch = ChannelWatch(open_pool)
+    books = Books(settings)
     mcp = create_server(
-        settings, toolsets=parse_toolsets(settings.toolsets), read_only=settings.read_only, channel_factory=watch.open
+        settings,
+        toolsets=parse_toolsets(settings.toolsets),
+        read_only=settings.read_only,
+        channel_factory=watch.open,
+        books=books,
     )
     app = mcp.streamable_http_app(
         streamable_http_path=MCP_PATH,
@@ -128,7 +134,7 @@ def build_http_service(settings: Settings, *, host: str, port: int) -> HttpServi
     async def not_stopping() -> str | None:
         return "shutting down" if server.should_exit else None
 
-    readiness: list[ReadinessCheck] = [not_stopping, watch]
+    readiness: list[ReadinessCheck] = [not_stopping, watch, store_check(books)]
     app.add_middleware(HttpGuard, max_body=limits.max_body, readiness=readiness)
     return HttpService(app=app, server=server, readiness=readiness)
 

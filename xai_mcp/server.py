@@ -14,6 +14,7 @@ from mcp.server.auth.provider import AccessToken, TokenVerifier
 from mcp.server.auth.settings import AuthSettings
 
 from xai_mcp import __version__
+from xai_mcp.books import Books
 from xai_mcp.channels import ChannelPool
 from xai_mcp.rpc import XaiClient, open_pool
 from xai_mcp.settings import Settings
@@ -59,14 +60,18 @@ def create_server(
     read_only: bool = False,
     channel_factory: ChannelFactory = open_pool,
     closed: anyio.Event | None = None,
+    books: Books | None = None,
 ) -> MCPServer:
     """The xai-mcp server. Settings are checked now, so a bad key or host fails at start-up.
 
     `closed` is set once the lifespan has closed the connections (the CLI waits for it on signals).
     With `settings.http_tokens()`, HTTP requests must carry one of them as a bearer token.
+    `books` (the state store's bookkeeping) is made here unless given; it opens the store only on
+    first use, so nothing here or in the lifespan waits for it.
     """
     settings.key()
     settings.target()
+    kept = books or Books(settings)
 
     @asynccontextmanager
     async def lifespan(server: MCPServer) -> AsyncIterator[AppContext]:
@@ -79,10 +84,11 @@ def create_server(
         # callbacks aimed at the event loop after it closed.
         pool.connect()
         try:
-            yield AppContext(xai=XaiClient(pool, settings), settings=settings)
+            yield AppContext(xai=XaiClient(pool, settings), settings=settings, books=kept)
         finally:
             with anyio.CancelScope(shield=True):
                 await pool.close()
+                await kept.aclose()
             if closed is not None:
                 closed.set()
 

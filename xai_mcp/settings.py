@@ -148,6 +148,22 @@ class Settings(BaseSettings):
     http_allowed_hosts: Annotated[
         str, Field(description="Extra Host header values (comma-separated, e.g. mcp.example.com:*) accepted over HTTP.")
     ] = ""
+    state: Annotated[
+        str,
+        Field(
+            description="Where the job journal, finished deferred answers and spending are kept: empty for a SQLite "
+            "file in the user's state folder (~/.local/state/xai-mcp/state.sqlite), a file path, 'memory' "
+            "(forgotten at exit), or a redis:// or rediss:// URL shared by replicas."
+        ),
+    ] = ""
+    daily_budget_usd: Annotated[
+        float | None,
+        Field(
+            gt=0,
+            description="Refuse paid tools once today's spending (UTC day, as xAI reports it, per API key) "
+            "reaches this many US dollars; unset: no limit. If the state store is down, calls are allowed.",
+        ),
+    ] = None
     log_level: Annotated[
         Literal["DEBUG", "INFO", "WARNING", "ERROR"], Field(description="Log level (logs go to stderr).")
     ] = "WARNING"

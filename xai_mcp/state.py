@@ -1,4 +1,4 @@
-"""What a running server holds for its tools: the xAI client, the settings, the result cache.
+"""What a running server holds for its tools: the xAI client, the settings, the books.
 
 The lifespan in `server.py` creates one `AppContext` per server; every tool receives it through
 its `ctx: ToolContext` argument (read with `tools._common.app`). It sits below `tools/` and
@@ -7,41 +7,22 @@ its `ctx: ToolContext` argument (read with `tools._common.app`). It sits below `
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 from mcp.server.mcpserver import Context
 
+from xai_mcp.books import Books
 from xai_mcp.rpc import XaiClient
 from xai_mcp.settings import Settings
-
-
-class ResultCache:
-    """A small LRU map. xAI hands out a finished deferred chat only once; we keep it to repeat it."""
-
-    def __init__(self, limit: int = 256) -> None:
-        self._items: OrderedDict[str, Any] = OrderedDict()
-        self._limit = limit
-
-    def get(self, key: str) -> Any | None:
-        value = self._items.get(key)
-        if value is not None:
-            self._items.move_to_end(key)
-        return value
-
-    def put(self, key: str, value: Any) -> None:
-        self._items[key] = value
-        self._items.move_to_end(key)
-        while len(self._items) > self._limit:
-            self._items.popitem(last=False)
 
 
 @dataclass
 class AppContext:
     xai: XaiClient
     settings: Settings
-    deferred_results: ResultCache = field(default_factory=ResultCache)
+    # The job journal, finished deferred answers (xAI hands one out only once), spending and the
+    # budget, on the state store: shared by every replica and kept across restarts.
+    books: Books
 
 
 # The SDK's Context is a generic pydantic model, so this is a real subclass of Context: the SDK

@@ -8,7 +8,17 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
-from ._model import ExtraValue, Job, JobKind, JobStatus, Spending, check_extra, spending_report, to_micro, utc_now
+from ._model import (
+    ExtraValue,
+    Job,
+    JobKind,
+    JobStatus,
+    Spending,
+    check_extra,
+    spending_report,
+    to_micro,
+    utc_now,
+)
 
 RESULT_TTL_SECONDS = 7 * 24 * 3600  # a finished deferred answer is kept a week
 RESULT_MAX_BYTES = 2 * 1024 * 1024  # bigger answers are not cached (StoreError)
@@ -84,6 +94,23 @@ class Store(abc.ABC):
             raise ValueError(f"limit must be between 1 and {LIST_MAX}")
         since = self._clock() - timedelta(days=JOB_RETENTION_DAYS)
         return await self._list_jobs(fingerprint, status, kind, limit, since)
+
+    async def charge_job(
+        self, fingerprint: str, request_id: str, total_usd: Decimal | float | int | str
+    ) -> float | None:
+        """Count a job's cost once: add what `total_usd` exceeds the job's charged total to today's spend.
+
+        The job's tool gets the spend, and its extra field `cost_usd` becomes the new total, in one
+        atomic step, so replicas polling the same finished job (or a batch whose cost grows) never
+        count a dollar twice. Returns the USD newly counted (0.0 if nothing), or None for an unknown job.
+        """
+        micro = to_micro(total_usd)
+        return await self._charge_job(fingerprint, request_id, micro, self._today(), self._clock())
+
+    @abc.abstractmethod
+    async def _charge_job(
+        self, fingerprint: str, request_id: str, micro: int, day: date, now: datetime
+    ) -> float | None: ...
 
     @abc.abstractmethod
     async def _list_jobs(

@@ -16,6 +16,7 @@ ExtraValue = str | int | float | bool | None
 SUMMARY_MAX_CHARS = 300
 EXTRA_MAX_CHARS = 4096  # the JSON of a job's extra fields, all together
 MICRO = 1_000_000  # micro-USD per USD
+CHARGED = "cost_usd"  # the extra field holding what charge_job has counted for a job, in USD
 
 
 class StoreError(Exception):

@@ -23,7 +23,7 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
 
 from ._base import JOB_RETENTION_DAYS, RESULT_MAX_BYTES, RESULT_TTL_SECONDS, SPEND_RETENTION_DAYS, Clock, Store
-from ._model import ExtraValue, Job, JobKind, JobStatus, StoreError, load_job, load_result, utc_now
+from ._model import CHARGED, ExtraValue, Job, JobKind, JobStatus, StoreError, load_job, load_result, to_usd, utc_now
 
 T = TypeVar("T")
 
@@ -40,6 +40,21 @@ _UPDATE = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], unpack(ARGV))
 return 1
+"""
+
+# Count a job's cost once (Store.charge_job): the job hash keeps the micro-USD counted so far in
+# `charged_micro`; only what the new total adds goes to the spend hash, under the job's tool.
+# KEYS: job hash, spend hash. ARGV: new total (micro), its USD as JSON, updated_at, spend TTL, extra name.
+_CHARGE = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+local counted = tonumber(redis.call('HGET', KEYS[1], 'charged_micro') or '0')
+local delta = tonumber(ARGV[1]) - counted
+if delta <= 0 then return 0 end
+local tool = cjson.decode(redis.call('HGET', KEYS[1], 'job'))['tool']
+redis.call('HSET', KEYS[1], 'charged_micro', ARGV[1], 'x.' .. ARGV[5], ARGV[2], 'updated_at', ARGV[3])
+redis.call('HINCRBY', KEYS[2], tool, delta)
+redis.call('EXPIRE', KEYS[2], ARGV[4])
+return delta
 """
 
 
@@ -79,6 +94,7 @@ class RedisStore(Store):
         except (ValueError, RedisError) as exc:
             raise StoreError(f"state store {self._target}: bad Redis URL ({self._scrub(str(exc))})") from None
         self._update = self._redis.register_script(_UPDATE)
+        self._charge = self._redis.register_script(_CHARGE)
 
     def __repr__(self) -> str:
         return f"RedisStore({self._target!r})"
@@ -149,6 +165,14 @@ class RedisStore(Store):
         if not await self._run(self._update(keys=[key], args=args)):
             return None
         return await self.get_job(fingerprint, request_id)
+
+    async def _charge_job(
+        self, fingerprint: str, request_id: str, micro: int, day: date, now: datetime
+    ) -> float | None:
+        keys = [self._key(fingerprint, "job", request_id), self._key(fingerprint, "spend", day.isoformat())]
+        args: list[str | int] = [micro, json.dumps(to_usd(micro)), now.isoformat(), _SPEND_TTL, CHARGED]
+        delta = int(await self._run(self._charge(keys=keys, args=args)))
+        return None if delta < 0 else to_usd(delta)
 
     async def get_job(self, fingerprint: str, request_id: str) -> Job | None:
         fields = await self._run(self._redis.hgetall(self._key(fingerprint, "job", request_id)))

@@ -29,7 +29,19 @@ from ._base import (
     Clock,
     Store,
 )
-from ._model import ExtraValue, Job, JobKind, JobStatus, StoreError, load_job, load_result, utc_now
+from ._model import (
+    CHARGED,
+    ExtraValue,
+    Job,
+    JobKind,
+    JobStatus,
+    StoreError,
+    load_job,
+    load_result,
+    to_micro,
+    to_usd,
+    utc_now,
+)
 
 T = TypeVar("T")
 
@@ -61,6 +73,10 @@ CREATE TABLE IF NOT EXISTS spend (
     PRIMARY KEY (fingerprint, day, tool)
 );
 """
+_ADD_SPEND = (
+    "INSERT INTO spend VALUES (?,?,?,?) "
+    "ON CONFLICT (fingerprint, day, tool) DO UPDATE SET micro_usd = micro_usd + excluded.micro_usd"
+)
 
 
 def _micros(moment: datetime) -> int:
@@ -195,6 +211,30 @@ class SqliteStore(Store):
 
         return await self._run(lambda: self._write(update))
 
+    async def _charge_job(
+        self, fingerprint: str, request_id: str, micro: int, day: date, now: datetime
+    ) -> float | None:
+        def charge(db: sqlite3.Connection) -> float | None:
+            found = db.execute(
+                "SELECT data FROM jobs WHERE fingerprint = ? AND request_id = ?", (fingerprint, request_id)
+            ).fetchone()
+            if found is None:
+                return None
+            old = load_job(found[0], self._path)
+            counted = old.extra.get(CHARGED)
+            delta = micro - (to_micro(counted) if isinstance(counted, int | float) else 0)
+            if delta <= 0:
+                return 0.0
+            job = old.model_copy(update={"updated_at": now, "extra": {**old.extra, CHARGED: to_usd(micro)}})
+            db.execute(
+                "UPDATE jobs SET data = ? WHERE fingerprint = ? AND request_id = ?",
+                (job.model_dump_json(), fingerprint, request_id),
+            )
+            db.execute(_ADD_SPEND, (fingerprint, day.isoformat(), old.tool, delta))
+            return to_usd(delta)
+
+        return await self._run(lambda: self._write(charge))
+
     async def get_job(self, fingerprint: str, request_id: str) -> Job | None:
         def get() -> str | None:
             row = self._db().execute(
@@ -253,11 +293,7 @@ class SqliteStore(Store):
     async def _add_spend(self, fingerprint: str, tool: str, micro: int, day: date) -> None:
         # One UPSERT statement is atomic on its own; the transaction also serializes it across processes.
         row = (fingerprint, day.isoformat(), tool, micro)
-        sql = (
-            "INSERT INTO spend VALUES (?,?,?,?) "
-            "ON CONFLICT (fingerprint, day, tool) DO UPDATE SET micro_usd = micro_usd + excluded.micro_usd"
-        )
-        await self._run(lambda: self._write(lambda db: db.execute(sql, row)))
+        await self._run(lambda: self._write(lambda db: db.execute(_ADD_SPEND, row)))
 
     async def _spend_by_day(self, fingerprint: str, days: list[date]) -> dict[date, dict[str, int]]:
         keys = [day.isoformat() for day in days]

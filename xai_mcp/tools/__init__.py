@@ -42,6 +42,7 @@ CATALOG: tuple[Toolset, ...] = (
     Toolset("sample", "raw sampling", "sample"),
     Toolset("embed", "embeddings", "embed"),
     Toolset("files", "the user's files at xAI (upload, list, read, delete, public URLs) for chat to read", "files"),
+    Toolset("jobs", "a journal of paid long jobs to resume them, and spending against a daily budget", "jobs"),
 )
 TOOLSETS: tuple[str, ...] = tuple(toolset.id for toolset in CATALOG)
 _BY_ID = {toolset.id: toolset for toolset in CATALOG}

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
 from mcp.server import MCPServer
+from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 
@@ -20,8 +21,10 @@ from xai_mcp.tools._strict import strict_arguments
 P = ParamSpec("P")
 R = TypeVar("R")
 
-# Honest hints for hosts (they may auto-approve read-only tools). Every tool reaches xAI.
+# Honest hints for hosts (they may auto-approve read-only tools). Every tool reaches xAI but the
+# LOCAL ones, which read only this server's own records (the state store).
 READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=True)
+LOCAL = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 SPENDS = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True)
 # Creates or changes something at xAI (an uploaded file, a public URL) yet costs nothing: hinted
 # like SPENDS (hosts ask before running it), listed as free (see ToolSpec.spends).
@@ -34,7 +37,7 @@ class ToolSpec:
     """One tool: its function (name, docstring and signature make the MCP schema) and catalog facts."""
 
     fn: Callable[..., Awaitable[Any]]
-    annotations: ToolAnnotations  # the cost class: READ_ONLY, SPENDS, CREATES or DESTRUCTIVE
+    annotations: ToolAnnotations  # the cost class: READ_ONLY, LOCAL, SPENDS, CREATES or DESTRUCTIVE
     title: str  # shown by hosts, and in manifest.json
     summary: str  # what it does, one line, for the README tool table
     cost_note: str = ""  # qualifies the README's "costs money" column, e.g. "with requests"
@@ -84,6 +87,24 @@ def _queue_reporter(ctx: Any) -> Callable[[str], Awaitable[None]]:
     return report
 
 
+def budget_checked(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """Refuse a paid tool before it sends anything once today's spending reached the daily budget.
+
+    The one budget check: at the tool boundary, so every tool that spends (today's and future
+    toolsets') is covered, and a refusal comes before any work (no batch created then refused
+    its requests). Costs are counted where xAI reports them (`Books.charge` / `Books.settle`).
+    """
+
+    @functools.wraps(fn)
+    async def checked(*args: P.args, **kwargs: P.kwargs) -> R:
+        ctx = kwargs.get("ctx")
+        if isinstance(ctx, Context):
+            await app(ctx).books.check_budget()
+        return await fn(*args, **kwargs)
+
+    return checked
+
+
 def add_tools(server: MCPServer, specs: Sequence[ToolSpec], *, read_only: bool) -> list[str]:
     """Register tools; with `read_only`, only those that spend and change nothing."""
     added = []
@@ -92,7 +113,8 @@ def add_tools(server: MCPServer, specs: Sequence[ToolSpec], *, read_only: bool) 
             continue
         # Python 3.11 keeps docstring indentation; hosts would show it in the tool description.
         description = inspect.cleandoc(spec.fn.__doc__) if spec.fn.__doc__ else None
-        server.add_tool(tool_errors(spec.fn), title=spec.title, description=description, annotations=spec.annotations)
+        fn = budget_checked(spec.fn) if spec.spends else spec.fn
+        server.add_tool(tool_errors(fn), title=spec.title, description=description, annotations=spec.annotations)
         strict_arguments(server, spec.name)
         added.append(spec.name)
     return added

@@ -21,6 +21,7 @@ from xai_mcp.errors import InputError, InvalidRequest, XaiError
 from xai_mcp.polling import Poll, Progress, wait_for
 from xai_mcp.settings import Settings
 from xai_mcp.state import ToolContext
+from xai_mcp.state_store import JobStatus
 from xai_mcp.tools._common import DESTRUCTIVE, READ_ONLY, SPENDS, ToolSpec, app
 from xai_mcp.tools._units import TICKS_PER_USD, cost_usd, iso_time
 from xai_mcp.tools.chat_convert import ChatParams, ChatResult, from_response, to_request
@@ -214,6 +215,24 @@ def _next_step(summary: BatchSummary) -> str:
 def _result(pb: batch_pb2.Batch) -> BatchResult:
     summary = _summary(pb)
     return BatchResult(**summary.model_dump(), next_step=_next_step(summary))
+
+
+# The journal's view of a batch: still pending while it can run, done or cancelled after.
+_JOB_STATUS: dict[BatchStatus, JobStatus] = {
+    "empty": "pending",
+    "running": "pending",
+    "done": "done",
+    "cancelled": "cancelled",
+}
+
+
+async def _settled(ctx: ToolContext, pb: batch_pb2.Batch, tool: str) -> BatchResult:
+    """The result, after noting the batch's status and its cost so far in the journal (counted once)."""
+    result = _result(pb)
+    await app(ctx).books.settle(
+        result.batch_id, _JOB_STATUS[result.status], cost_usd=result.cost_usd, tool=tool, kind="batch", adopt=False
+    )
+    return result
 
 
 def _is_finished(pb: batch_pb2.Batch) -> bool:
@@ -442,6 +461,9 @@ async def create_batch(
     # Convert everything first: a bad request must not leave an orphan batch behind.
     converted = await _to_batch_requests(requests or [], state.settings)
     batch = await state.xai.call(rpc.CREATE_BATCH, batch_pb2.CreateBatchRequest(name=name))
+    await state.books.journal(
+        batch.batch_id, tool="create_batch", kind="batch", summary=f"{name} ({len(converted)} requests at creation)"
+    )
     if not converted:
         return _result(batch)
     try:
@@ -452,7 +474,7 @@ async def create_batch(
             f"Retry with add_batch_requests(batch_id={batch.batch_id!r})."
         )
         raise
-    return _result(await _get(ctx, batch.batch_id))
+    return await _settled(ctx, await _get(ctx, batch.batch_id), "create_batch")
 
 
 async def add_batch_requests(
@@ -474,7 +496,7 @@ async def add_batch_requests(
     """
     converted = await _to_batch_requests(requests, app(ctx).settings)
     await _add(ctx, batch_id, converted)
-    return _result(await _get(ctx, batch_id))
+    return await _settled(ctx, await _get(ctx, batch_id), "add_batch_requests")
 
 
 async def get_batch(
@@ -496,13 +518,13 @@ async def get_batch(
     Free: costs nothing. When it is done, read the answers with list_batch_results.
     """
     if wait_seconds <= 0:
-        return _result(await _get(ctx, batch_id))
+        return await _settled(ctx, await _get(ctx, batch_id), "get_batch")
 
     async def fetch() -> Poll[batch_pb2.Batch]:
         return _poll(await _get(ctx, batch_id))
 
     waited = await wait_for(fetch, window=wait_seconds, progress=Progress(ctx), label="batch")
-    return _result(waited.last.value)
+    return await _settled(ctx, waited.last.value, "get_batch")
 
 
 async def list_batches(
@@ -530,7 +552,7 @@ async def cancel_batch(batch_id: BatchId, ctx: ToolContext) -> BatchResult:
     batch = await app(ctx).xai.call(
         rpc.CANCEL_BATCH, batch_pb2.CancelBatchRequest(batch_id=batch_id), subject=f"batch '{batch_id}'"
     )
-    return _result(batch)
+    return await _settled(ctx, batch, "cancel_batch")
 
 
 async def list_batch_requests(

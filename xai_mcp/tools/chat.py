@@ -4,7 +4,8 @@ A plain chat streams from `GetCompletionChunk` so progress can be reported while
 (and as a heartbeat while a reasoning model thinks), then answers with the assembled result. A
 deferred chat starts a job at xAI and waits for it within a window; when the window ends the
 agent gets a pending result with xAI's request id, which `get_deferred_chat` resumes. xAI hands a
-finished deferred result out only once, so it is kept in the server's result cache.
+finished deferred result out only once, so it is kept in the state store (`Books`), where every
+replica and a restarted server find it.
 
 The chat tool's request arguments are `ChatParams`' fields (tools/chat_convert.py explains the
 one definition): `chat`'s published signature is those fields followed by its own `deferred`,
@@ -22,6 +23,7 @@ from pydantic import Field
 
 from xai_mcp import rpc
 from xai_mcp._pb.v1 import chat_pb2, deferred_pb2
+from xai_mcp.books import summary
 from xai_mcp.errors import ImageFetchFailed, cut_short
 from xai_mcp.polling import Poll, Progress, StreamProgress, wait_for
 from xai_mcp.state import ToolContext
@@ -105,8 +107,12 @@ async def _wait_deferred(ctx: ToolContext, request_id: str, window: float, *, sc
     waited = await wait_for(fetch, window=window, progress=Progress(ctx), label="deferred chat")
     result = from_deferred(request_id, waited.last.value, waited=waited.elapsed, schema_given=schema_given)
     if result.status != "pending":
-        # xAI will not hand this outcome out again: keep it so a repeated get_deferred_chat answers the same.
-        app(ctx).deferred_results.put(request_id, result)
+        books = app(ctx).books
+        # xAI will not hand this outcome out again: keep it in the store first, so any replica (or
+        # this one after a restart) answers a repeated get_deferred_chat the same, then count its cost.
+        await books.keep_result(request_id, result.model_dump(mode="json"))
+        cost = result.usage.cost_usd if result.usage is not None else None
+        await books.settle(request_id, result.status, cost_usd=cost, tool="chat", kind="deferred_chat")
     return result
 
 
@@ -145,12 +151,19 @@ async def chat(
     schema_given = params.response_schema is not None
     try:
         if not deferred:
-            return from_response(await _stream_chat(ctx, request, subject), schema_given=schema_given)
+            result = from_response(await _stream_chat(ctx, request, subject), schema_given=schema_given)
+            await state.books.charge("chat", result.usage.cost_usd if result.usage is not None else None)
+            return result
         started = await state.xai.call(rpc.START_DEFERRED_COMPLETION, request, subject=subject)
     except ImageFetchFailed as err:
         if any(part.file.url for message in request.messages for part in message.content):
             err.note(FILE_URL_HINT)
         raise
+    # Journaled before waiting: if this call is cancelled now, list_jobs still finds the paid job.
+    prompt = params.prompt if params.prompt is not None else f"({len(params.messages or [])} messages)"
+    await state.books.journal(
+        started.request_id, tool="chat", kind="deferred_chat", summary=summary(request.model, prompt)
+    )
     window = state.settings.wait_seconds if wait_seconds is None else wait_seconds
     return await _wait_deferred(ctx, started.request_id, window, schema_given=schema_given)
 
@@ -185,9 +198,9 @@ async def get_deferred_chat(request_id: RequestId, wait_seconds: WaitSeconds = N
     Free: costs nothing (the chat was paid for when it started). Returns the same result as chat, or status
     'pending' again if it is still not finished after wait_seconds; repeated calls return the same answer."""
     state = app(ctx)
-    cached: ChatResult | None = state.deferred_results.get(request_id)
-    if cached is not None:
-        return cached
+    kept = await state.books.result(request_id)
+    if kept is not None:
+        return ChatResult.model_validate(kept)
     window = state.settings.wait_seconds if wait_seconds is None else wait_seconds
     return await _wait_deferred(ctx, request_id, window, schema_given=None)
 

@@ -236,9 +236,12 @@ def _summary(result: ImageResult) -> str:
 # --- the shared body -----------------------------------------------------------------------
 
 
-async def _generate(ctx: ToolContext, request: image_pb2.GenerateImageRequest, output: Output) -> CallToolResult:
+async def _generate(
+    ctx: ToolContext, request: image_pb2.GenerateImageRequest, output: Output, *, tool: str
+) -> CallToolResult:
     state = app(ctx)
     response = await state.xai.call(rpc.GENERATE_IMAGE, request, subject=f"model '{request.model}'")
+    await state.books.charge(tool, cost_usd(response.usage))  # paid now, whatever happens to the delivery
     generated = _from_response(response)
 
     items: list[ImageItem] = []
@@ -303,7 +306,7 @@ async def generate_image(
         quality=quality,
         output=output,
     )
-    return await _generate(ctx, request, output)
+    return await _generate(ctx, request, output, tool="generate_image")
 
 
 async def edit_image(
@@ -345,7 +348,7 @@ async def edit_image(
         output=output,
         sources=sources,
     )
-    return await _generate(ctx, request, output)
+    return await _generate(ctx, request, output, tool="edit_image")
 
 
 TOOLS = [

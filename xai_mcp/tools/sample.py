@@ -176,7 +176,9 @@ async def sample_text(
     )
     if not assembly.complete(n):
         raise cut_short(what="sampling", received=f"{assembly.received} text pieces")
-    return _from_assembly(assembly, model=chosen)
+    result = _from_assembly(assembly, model=chosen)
+    await state.books.charge("sample_text", result.usage.cost_usd if result.usage is not None else None)
+    return result
 
 
 TOOLS = [

@@ -15,10 +15,12 @@ from pydantic import BaseModel, Field
 
 from xai_mcp import rpc
 from xai_mcp._pb.v1 import deferred_pb2, image_pb2, video_pb2
+from xai_mcp.books import summary
 from xai_mcp.errors import InputError, XaiError
 from xai_mcp.polling import Poll, Progress, wait_for
 from xai_mcp.sources import default_input_roots, resolve_image
 from xai_mcp.state import ToolContext
+from xai_mcp.state_store import ExtraValue
 from xai_mcp.tools._common import READ_ONLY, SPENDS, ToolSpec, app
 from xai_mcp.tools._units import cost_usd
 
@@ -195,7 +197,9 @@ def _progress_message(pb: video_pb2.GetDeferredVideoResponse, waited: float) -> 
 # --- waiting -------------------------------------------------------------------------------
 
 
-async def _wait(ctx: ToolContext, request_id: str, wait_seconds: float | None, model: str | None) -> VideoResult:
+async def _wait(
+    ctx: ToolContext, request_id: str, wait_seconds: float | None, model: str | None, *, tool: str
+) -> VideoResult:
     """Poll one job until it ends or the window closes; a still-running job is a pending result."""
     state = app(ctx)
     window = state.settings.wait_seconds if wait_seconds is None else wait_seconds
@@ -214,14 +218,22 @@ async def _wait(ctx: ToolContext, request_id: str, wait_seconds: float | None, m
 
     waited = await wait_for(fetch, window=window, progress=Progress(ctx), label="video")
     result = _from_response(waited.last.value, request_id, model)
+    if result.status != "pending":
+        extra: dict[str, ExtraValue] = {"url": result.url} if result.url else {}
+        books = state.books
+        await books.settle(request_id, result.status, cost_usd=result.cost_usd, tool=tool, kind="video", extra=extra)
     log.info("video %s: %s after %d poll(s) in %.1f s", request_id, result.status, waited.polls, waited.elapsed)
     return result
 
 
-async def _start_and_wait(ctx: ToolContext, request_id: str, wait_seconds: float | None, model: str) -> VideoResult:
-    """Wait on a job just started; if polling fails, the error still names the id to resume with."""
+async def _start_and_wait(
+    ctx: ToolContext, request_id: str, wait_seconds: float | None, model: str, *, tool: str, prompt: str
+) -> VideoResult:
+    """Journal a job just started, then wait on it; if polling fails, the error still names the id."""
+    # Journaled before waiting: if this call is cancelled now, list_jobs still finds the paid job.
+    await app(ctx).books.journal(request_id, tool=tool, kind="video", summary=summary(model, prompt))
     try:
-        return await _wait(ctx, request_id, wait_seconds, model)
+        return await _wait(ctx, request_id, wait_seconds, model, tool=tool)
     except XaiError as err:
         # The job runs (and is billed) whatever happened to our poll: never lose its id.
         raise type(err)(
@@ -285,7 +297,7 @@ async def generate_video(
     )
     started = await state.xai.call(rpc.GENERATE_VIDEO, request, subject=f"model '{model}'")
     log.info("video %s started with %s", started.request_id, model)
-    return await _start_and_wait(ctx, started.request_id, wait_seconds, model)
+    return await _start_and_wait(ctx, started.request_id, wait_seconds, model, tool="generate_video", prompt=prompt)
 
 
 async def extend_video(
@@ -312,7 +324,7 @@ async def extend_video(
     request = _to_extend_request(prompt=prompt, model=model, video=_video_source(video, "video"), duration=duration)
     started = await state.xai.call(rpc.EXTEND_VIDEO, request, subject=f"model '{model}'")
     log.info("video extension %s started with %s", started.request_id, model)
-    return await _start_and_wait(ctx, started.request_id, wait_seconds, model)
+    return await _start_and_wait(ctx, started.request_id, wait_seconds, model, tool="extend_video", prompt=prompt)
 
 
 async def get_video(
@@ -327,7 +339,7 @@ async def get_video(
     """Check on a video job started earlier and keep waiting for it (with progress) up to wait_seconds.
     Free: costs nothing. Returns the same result as generate_video: done with a temporary URL,
     still pending, failed with xAI's reason, or expired."""
-    return await _wait(ctx, request_id.strip(), wait_seconds, None)
+    return await _wait(ctx, request_id.strip(), wait_seconds, None, tool="get_video")
 
 
 TOOLS = [
