@@ -7,6 +7,7 @@ is not an importable module; pyproject's `pythonpath = ["tests"]` puts this fold
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,6 +30,13 @@ XAI_PREFIX = "XAI_"
 def xai_variables(env: Mapping[str, str] | None = None) -> list[str]:
     """The names of the XAI_* variables set in `env` (the process environment by default)."""
     return sorted(name for name in (os.environ if env is None else env) if name.startswith(XAI_PREFIX))
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def settings_from(**fields: Any) -> Settings:

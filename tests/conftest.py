@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import gc
 import inspect
+import itertools
+import os
+import shutil
+import socket
+import subprocess
+import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import closing
 from pathlib import Path
 
 import grpc
 import grpc.aio
 import pytest
-from _helpers import ERAS, TEST_KEY, xai_variables
+import redis
+from _helpers import ERAS, TEST_KEY, free_port, xai_variables
 from mcp import Client
 
 from xai_mcp.emulator.config import EmulatorConfig
@@ -80,6 +88,49 @@ def private_state(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
     folder = tmp_path_factory.mktemp("state")
     monkeypatch.setenv("XDG_STATE_HOME", str(folder))
     return folder
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A real redis-server on a free loopback port, without persistence, for the whole session."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        message = "redis-server is not installed (Debian: apt-get install redis-server)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    port = free_port()
+    args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2) as conn:
+                    conn.sendall(b"PING\r\n")
+                    if conn.recv(16).startswith(b"+PONG"):
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"redis-server did not start on port {port} (exit code {proc.poll()})")
+            time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+_redis_databases = itertools.count()
+
+
+@pytest.fixture
+def fresh_redis_url(redis_url: str) -> str:
+    """The session's redis-server, on a database of its own, emptied: servers that share it see only this test."""
+    url = f"{redis_url.rsplit('/', 1)[0]}/{1 + next(_redis_databases) % 15}"
+    with closing(redis.Redis.from_url(url)) as connection:
+        connection.flushdb()
+    return url
 
 
 @pytest.fixture

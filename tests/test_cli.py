@@ -21,6 +21,7 @@ def _run(*args: str, output: Path, timeout: float = 120) -> subprocess.Completed
     env = {
         "PATH": os.environ.get("PATH", ""),
         "HOME": os.environ.get("HOME", "/tmp"),
+        "XDG_STATE_HOME": os.environ.get("XDG_STATE_HOME", ""),  # the test's own state store (conftest)
         "XAI_MCP_OUTPUT_DIR": str(output),
     }
     done = subprocess.run(

@@ -232,6 +232,7 @@ async def test_a_backend_restart_is_survived_without_restarting_the_server(emula
     env = {
         "PATH": os.environ.get("PATH", ""),
         "HOME": os.environ.get("HOME", "/tmp"),
+        "XDG_STATE_HOME": os.environ.get("XDG_STATE_HOME", ""),  # the test's own state store (conftest)
         "XAI_API_KEY": TEST_KEY,
         "XAI_API_HOST": emulator.address,
         "XAI_MCP_INSECURE": "1",

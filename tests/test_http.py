@@ -61,6 +61,7 @@ def _replica(
     base = {
         "PATH": os.environ.get("PATH", ""),
         "HOME": os.environ.get("HOME", "/tmp"),
+        "XDG_STATE_HOME": os.environ.get("XDG_STATE_HOME", ""),  # the test's own state store (conftest)
         "XAI_API_KEY": TEST_KEY,
         "XAI_API_HOST": api_host or emulator.address,
         "XAI_MCP_INSECURE": "1",

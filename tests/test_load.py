@@ -225,6 +225,7 @@ def _env(emulator: Emulator, tmp_path: Path, log_level: str = "DEBUG") -> dict[s
     return {
         "PATH": os.environ.get("PATH", ""),
         "HOME": os.environ.get("HOME", "/tmp"),
+        "XDG_STATE_HOME": os.environ.get("XDG_STATE_HOME", ""),  # the test's own state store (conftest)
         "XAI_API_KEY": TEST_KEY,
         "XAI_API_HOST": emulator.address,
         "XAI_MCP_INSECURE": "1",

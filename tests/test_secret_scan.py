@@ -183,6 +183,7 @@ def _env(emulator, tmp_path: Path, key: str, **extra: str) -> dict[str, str]:
     return {
         "PATH": os.environ.get("PATH", ""),
         "HOME": os.environ.get("HOME", "/tmp"),
+        "XDG_STATE_HOME": os.environ.get("XDG_STATE_HOME", ""),  # the test's own state store (conftest)
         "XAI_API_KEY": key,
         "XAI_API_HOST": emulator.address,
         "XAI_MCP_INSECURE": "1",

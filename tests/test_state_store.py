@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import logging
-import os
-import shutil
-import socket
 import sqlite3
 import stat
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, closing
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -21,7 +18,7 @@ import anyio
 import anyio.abc
 import pytest
 import redis.asyncio as aioredis
-from _helpers import TEST_KEY
+from _helpers import TEST_KEY, free_port
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 from xai_mcp.state_store import (
@@ -55,43 +52,6 @@ class FakeClock:
     def advance(self, **delta: float) -> datetime:
         self.now += timedelta(**delta)
         return self.now
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture(scope="session")
-def redis_url() -> Iterator[str]:
-    """A real redis-server on a free loopback port, without persistence, for the whole session."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        message = "redis-server is not installed (Debian: apt-get install redis-server)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    port = _free_port()
-    args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2) as conn:
-                    conn.sendall(b"PING\r\n")
-                    if conn.recv(16).startswith(b"+PONG"):
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"redis-server did not start on port {port} (exit code {proc.poll()})")
-            time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.kill()
-        proc.wait()
 
 
 Opener = Callable[..., AbstractAsyncContextManager[Store]]
@@ -457,7 +417,7 @@ async def test_a_closed_sqlite_store_raises_store_error(tmp_path: Path) -> None:
 
 
 async def test_unreachable_redis_raises_store_error_without_credentials(caplog: pytest.LogCaptureFixture) -> None:
-    port = _free_port()  # nothing listens once the probe socket closes
+    port = free_port()  # nothing listens once the probe socket closes
     url = f"redis://admin:{REDIS_PASSWORD}@127.0.0.1:{port}/0"
     async with open_store(url) as store:
         ops: list[Callable[[], Awaitable[object]]] = [

@@ -25,6 +25,7 @@ def _env(emulator, **extra: str) -> dict[str, str]:
     return {
         "PATH": os.environ.get("PATH", ""),
         "HOME": os.environ.get("HOME", "/tmp"),
+        "XDG_STATE_HOME": os.environ.get("XDG_STATE_HOME", ""),  # the test's own state store (conftest)
         "XAI_API_KEY": TEST_KEY,
         "XAI_API_HOST": emulator.address,
         "XAI_MCP_INSECURE": "1",
@@ -181,6 +182,7 @@ def test_plaintext_to_a_remote_host_refuses_to_start():
     env = {
         "PATH": os.environ.get("PATH", ""),
         "HOME": os.environ.get("HOME", "/tmp"),
+        "XDG_STATE_HOME": os.environ.get("XDG_STATE_HOME", ""),  # the test's own state store (conftest)
         "XAI_API_KEY": TEST_KEY,
         "XAI_API_HOST": "api.x.ai:443",
         "XAI_MCP_INSECURE": "1",
@@ -198,6 +200,7 @@ async def test_the_built_in_emulator_needs_no_key(tmp_path):
     env = {
         "PATH": os.environ.get("PATH", ""),
         "HOME": os.environ.get("HOME", "/tmp"),
+        "XDG_STATE_HOME": os.environ.get("XDG_STATE_HOME", ""),  # the test's own state store (conftest)
         "XAI_MCP_OUTPUT_DIR": str(tmp_path),
     }
     params = StdioServerParameters(command=sys.executable, args=["-m", "xai_mcp", "--emulator"], env=env)

@@ -70,12 +70,17 @@ def next_utc_midnight(now: datetime) -> datetime:
     return datetime.combine(now.astimezone(timezone.utc).date() + timedelta(days=1), time(0), timezone.utc)
 
 
+def usd(amount: float) -> str:
+    """Dollars for people: cents when there are any, else the micro-dollars the store counts."""
+    return f"${amount:.2f}" if amount >= 0.01 or amount == 0 else f"${amount:.6f}"
+
+
 def _budget_message(spent: float, budget: float, now: datetime) -> str:
     reset = next_utc_midnight(now)
     left = reset - now
     hours, minutes = divmod(int(left.total_seconds()) // 60, 60)
     return (
-        f"Daily budget reached: ${spent:.4f} spent today (UTC) of the ${budget:.4f} allowed by "
+        f"Daily budget reached: {usd(spent)} spent today (UTC) of the {usd(budget)} allowed by "
         f"XAI_MCP_DAILY_BUDGET_USD, so this paid call was not sent. The budget resets at "
         f"{reset:%Y-%m-%dT%H:%M}Z (UTC midnight, in {hours} h {minutes:02d} min); free tools keep working, "
         "and get_spending shows where it went."
@@ -137,14 +142,14 @@ class Books:
         if spent >= budget:
             raise BudgetExceeded(_budget_message(spent, budget, datetime.now(timezone.utc)))
 
-    async def charge(self, tool: str, usd: float | None) -> None:
+    async def charge(self, tool: str, cost: float | None) -> None:
         """Count a one-shot answer's cost (as xAI reported it) for `tool` today."""
-        if not usd:
+        if not cost:
             return
-        await best_effort(self._add_spend(tool, usd), f"record ${usd} spent by {tool}")
+        await best_effort(self._add_spend(tool, cost), f"record {usd(cost)} spent by {tool}")
 
-    async def _add_spend(self, tool: str, usd: float) -> None:
-        await (await self.store()).add_spend(self.fingerprint(), tool, usd)
+    async def _add_spend(self, tool: str, cost: float) -> None:
+        await (await self.store()).add_spend(self.fingerprint(), tool, cost)
 
     async def spending(self, window_days: int) -> Spending:
         return await (await self.store()).spending(self.fingerprint(), window_days)
@@ -208,7 +213,7 @@ class Books:
         if cost_usd:
             charged = await store.charge_job(fingerprint, request_id, cost_usd)
             if charged:
-                log.info("job %s: $%s counted", request_id, charged)
+                log.info("job %s: %s counted", request_id, usd(charged))
 
     async def jobs(self, *, status: JobStatus | None, kind: JobKind | None, limit: int) -> list[Job]:
         return await (await self.store()).list_jobs(self.fingerprint(), status=status, kind=kind, limit=limit)
