@@ -197,12 +197,27 @@ DEMO_STEPS: tuple[Step, ...] = (
         lambda done: {"prompt": "What does the new release add?", "files": [done["upload_file"]["file"]["file_id"]]},
         lambda r: f"{r['content']!r} citing {', '.join(r['cited_files'])}",
     ),
+    (
+        "jobs",
+        "list_jobs",
+        {"limit": 5},
+        lambda r: "; ".join(f"{j['kind']} {j['request_id']} {j['status']}" for j in r["jobs"]),
+    ),
+    (
+        "jobs",
+        "get_spending",
+        {},
+        lambda r: (
+            f"today {_usd(r['today_usd'])}: " + ", ".join(f"{t['tool']} {_usd(t['usd'])}" for t in r["today_by_tool"])
+        ),
+    ),
 )
 
 
 async def demo() -> int:
     """Run the tour against `xai-mcp --emulator` over stdio, as a host would."""
     env = {k: v for k, v in os.environ.items() if k.startswith(("XAI_MCP_", "PATH", "HOME", "LANG", "TMP"))}
+    env.setdefault("XAI_MCP_STATE", "memory")  # the tour's jobs and spending are not the user's records
     params = StdioServerParameters(command=sys.executable, args=["-m", "xai_mcp", "--emulator"], env=env)
     _write("xai-mcp demo: starting the server over stdio on the built-in emulator (no key, no network)")
     failures = 0
