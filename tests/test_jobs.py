@@ -25,7 +25,7 @@ from test_http import _replica_async
 
 from xai_mcp.emulator.server import Emulator
 from xai_mcp.server import create_server
-from xai_mcp.settings import Settings
+from xai_mcp.settings import ConfigError, Settings
 
 OTHER_KEY = "xai-other-test-key-9876543210fedcba"
 
@@ -280,3 +280,10 @@ async def test_readyz_reports_the_state_store(emulator: Emulator, tmp_path: Path
             not_ready = await http.get(url.replace("/mcp", "/readyz"))
     assert (ready.status_code, ready.text) == (200, "ready\n")
     assert not_ready.status_code == 503 and not_ready.text.startswith("the state store is unreachable: ")
+
+
+async def test_a_mistyped_state_url_is_refused_at_start_up_without_its_password(settings: Settings) -> None:
+    with pytest.raises(ConfigError) as refused:
+        create_server(_with(settings, state="postgres://user:hunter2-secret@db.example/xai"))
+    assert str(refused.value).startswith("XAI_MCP_STATE: postgres:// is not a state store; use redis://")
+    assert "hunter2" not in str(refused.value)

@@ -107,7 +107,7 @@ class Books:
             if self._store is None:
                 stack = AsyncExitStack()
                 try:
-                    self._store = await stack.enter_async_context(self._opener(self.settings.state))
+                    self._store = await stack.enter_async_context(self._opener(self.settings.state_location()))
                 except BaseException:
                     await stack.aclose()
                     raise

@@ -71,6 +71,7 @@ def create_server(
     """
     settings.key()
     settings.target()
+    settings.state_location()
     kept = books or Books(settings)
 
     @asynccontextmanager

@@ -179,6 +179,20 @@ class Settings(BaseSettings):
             raise ConfigError("XAI_API_KEY is not set: export your xAI API key (https://console.x.ai) as XAI_API_KEY.")
         return self.api_key.get_secret_value().strip()
 
+    def state_location(self) -> str:
+        """XAI_MCP_STATE, checked: a mistyped URL would otherwise be taken for a file path.
+
+        The message names only the scheme: the rest of a URL may hold a password.
+        """
+        value = self.state.strip()
+        scheme, sep, _ = value.partition("://")
+        if sep and scheme.lower() not in ("redis", "rediss", "unix"):
+            raise ConfigError(
+                f"XAI_MCP_STATE: {scheme}:// is not a state store; use redis:// or rediss:// (or unix://), "
+                "a file path, 'memory', or leave it empty for the default file."
+            )
+        return value
+
     def target(self) -> tuple[str, int]:
         """The endpoint, validated: plaintext is allowed only to a loopback address."""
         host, port = split_host(self.api_host.strip())
