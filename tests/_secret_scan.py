@@ -49,6 +49,7 @@ SECRETS: dict[str, str] = {
     "right key (test_doctor.py)": "xai-the-right-key-0000000000",
     "fuzz key (test_fuzz.py)": "fuzz-key",
     "wrong key (emulator/test_core.py)": "xai-wrong-SECRET-material-7777",
+    "other key (test_jobs.py)": "xai-other-test-key-9876543210fedcba",
 }
 
 _SCANNED_LOGGER = "xai_mcp"

@@ -82,6 +82,14 @@ def _no_xai_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_state_for_the_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """No test writes the user's own state store, also from module- or session-scoped servers."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("session-state")))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def private_state(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Each test's default state store (the SQLite file under XDG_STATE_HOME) is its own, never the user's."""

@@ -91,7 +91,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         client = Client(create_server(settings), mode="legacy")
         with portal.wrap_async_context_manager(client):
             tools = {tool.name: tool for tool in portal.call(client.list_tools).tools}
-            assert sorted(tools) == TOOL_NAMES and len(tools) == 30
+            assert sorted(tools) == TOOL_NAMES and len(tools) == 32
             yield Served(portal, client, emulator, tools)
 
 
