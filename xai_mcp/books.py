@@ -17,7 +17,7 @@ check fails open with a warning when the store cannot be read.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from datetime import datetime, time, timedelta, timezone
 from typing import Any
@@ -87,6 +87,17 @@ def _budget_message(spent: float, budget: float, now: datetime) -> str:
     )
 
 
+async def _written(op: Awaitable[None], what: str) -> None:
+    """Write to the store best effort, and finish the write even if the call is being cancelled.
+
+    A cancellation arrives exactly when it matters most: right after xAI accepted a paid job (the
+    journal entry is all the user will have) or handed out a deferred answer it will not give
+    again. Each write is short and bounded (Redis: 3 s a try; SQLite: 10 s for a lock).
+    """
+    with anyio.CancelScope(shield=True):
+        await best_effort(op, what)
+
+
 class Books:
     """Bookkeeping for one server. Cheap to create; the store opens on first use."""
 
@@ -146,7 +157,7 @@ class Books:
         """Count a one-shot answer's cost (as xAI reported it) for `tool` today."""
         if not cost:
             return
-        await best_effort(self._add_spend(tool, cost), f"record {usd(cost)} spent by {tool}")
+        await _written(self._add_spend(tool, cost), f"record {usd(cost)} spent by {tool}")
 
     async def _add_spend(self, tool: str, cost: float) -> None:
         await (await self.store()).add_spend(self.fingerprint(), tool, cost)
@@ -168,7 +179,7 @@ class Books:
             summary=summary,
             extra=extra or {},
         )
-        await best_effort(self._record(job), f"record {kind} job {request_id}")
+        await _written(self._record(job), f"record {kind} job {request_id}")
 
     async def _record(self, job: Job) -> None:
         await (await self.store()).record_job(job)
@@ -191,7 +202,7 @@ class Books:
         once. Not for batches: they belong to the team, and another key's batch is not ours to count.
         """
         work = self._settle(request_id, status, cost_usd, tool, kind, extra or {}, adopt)
-        await best_effort(work, f"update job {request_id}")
+        await _written(work, f"update job {request_id}")
 
     async def _settle(
         self,
@@ -229,7 +240,7 @@ class Books:
 
     async def keep_result(self, request_id: str, result: dict[str, Any]) -> None:
         """Keep a finished result xAI will not hand out again, for any replica to repeat."""
-        await best_effort(self._put_result(request_id, result), f"keep the result of {request_id}")
+        await _written(self._put_result(request_id, result), f"keep the result of {request_id}")
 
     async def _put_result(self, request_id: str, result: dict[str, Any]) -> None:
         await (await self.store()).put_result(self.fingerprint(), request_id, result)

@@ -38,7 +38,9 @@ class JobEntry(BaseModel):
     updated_at: str = Field(description="When its status was last seen, ISO 8601 (UTC).")
     cost_usd: float | None = Field(default=None, description="What it cost, once xAI reported it.")
     url: str | None = Field(default=None, description="The finished video's temporary URL.")
-    resume_with: str = Field(description="The free tool that resumes or reads it, given request_id.")
+    resume_with: str = Field(
+        description="The free tool that resumes or reads it: pass request_id (to get_batch as batch_id)."
+    )
 
 
 class JobList(BaseModel):
