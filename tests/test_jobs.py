@@ -287,3 +287,15 @@ async def test_a_mistyped_state_url_is_refused_at_start_up_without_its_password(
         create_server(_with(settings, state="postgres://user:hunter2-secret@db.example/xai"))
     assert str(refused.value).startswith("XAI_MCP_STATE: postgres:// is not a state store; use redis://")
     assert "hunter2" not in str(refused.value)
+
+
+async def test_the_store_opens_on_first_paid_use_not_at_start_up(
+    emulator: Emulator, settings: Settings, tmp_path: Path
+) -> None:
+    state = tmp_path / "lazy" / "state.sqlite"
+    async with _server(settings, state=str(state)) as client:
+        await client.list_tools()
+        assert structured(await client.call_tool("tokenize_text", {"text": "free"}))["token_count"] == 1
+        assert not state.parent.exists()  # initialize and free calls never touched it
+        structured(await client.call_tool("chat", {"prompt": "paid"}))
+        assert state.exists()
