@@ -13,6 +13,7 @@ from typing import Any
 
 from mcp.server.mcpserver import Context
 
+from xai_mcp.metrics import Metrics
 from xai_mcp.rpc import XaiClient
 from xai_mcp.settings import Settings
 
@@ -41,6 +42,7 @@ class ResultCache:
 class AppContext:
     xai: XaiClient
     settings: Settings
+    metrics: Metrics = field(default_factory=Metrics)  # the server's own (it serves them at /metrics)
     deferred_results: ResultCache = field(default_factory=ResultCache)
 
 
