@@ -275,3 +275,21 @@ async def test_a_replica_sigtermed_under_load_drains_with_no_client_visible_fail
     assert code in (0, -signal.SIGTERM)
     assert before > 50 and after > before + 50  # load ran throughout, and went on after the SIGTERM
     assert exit_seconds < 10
+
+
+def test_the_compose_file_mirrors_the_tested_setup():
+    # Docker is not available here: check (as text; no YAML parser among our dependencies) that the
+    # compose file describes what the tests above run.
+    compose = (NGINX_CONF.parent / "compose.yaml").read_text()
+    site = NGINX_CONF.read_text()
+    services = re.findall(
+        r"^  ([a-z0-9-]+):", compose.split("\nservices:\n", 1)[1].split("\nvolumes:\n", 1)[0], re.MULTILINE
+    )
+    assert services == ["replica-1", "replica-2", "redis", "nginx"]
+    for name in ("replica-1", "replica-2"):
+        assert f"  {name}: *replica" in compose and f"server {name}:8000" in site
+    assert "XAI_MCP_STATE: redis://redis:6379/0" in compose and "dockerfile: deploy/Dockerfile" in compose
+    assert "./nginx.conf:/etc/nginx/conf.d/default.conf:ro" in compose
+    assert "listen 8080;" in site and 'ports: ["8080:8080"]' in compose
+    dockerfile = (NGINX_CONF.parent / "Dockerfile").read_text()
+    assert '"--port", "8000"' in dockerfile and "EXPOSE 8000" in dockerfile
