@@ -44,6 +44,20 @@ async def test_each_client_calls_xai_with_its_own_key(emulator, tmp_path):
     assert seen == {key: [expected[key]] * 5 for key in seen}
 
 
+async def test_a_deferred_answer_kept_for_one_user_is_not_handed_to_another(emulator, tmp_path):
+    async with _replica_async(emulator, tmp_path, env=PER_USER) as url:
+        async with _client(url, token=USER_KEY_A) as a:
+            started = structured(await a.call_tool("chat", {"prompt": "Say hi", "deferred": True, "wait_seconds": 0}))
+            args = {"request_id": started["request_id"], "wait_seconds": 10}
+            fetched = structured(await a.call_tool("get_deferred_chat", args))
+            again = structured(await a.call_tool("get_deferred_chat", args))  # from the server's cache
+        async with _client(url, token=USER_KEY_B) as b:
+            other = await b.call_tool("get_deferred_chat", args)
+    assert fetched["status"] == "done" and again["content"] == fetched["content"]
+    assert other.is_error  # xAI hands it out once (to A); B must not get A's kept copy
+    assert fetched["content"] not in error_text(other)
+
+
 async def test_without_a_bearer_token_a_per_user_server_answers_401_saying_what_to_send(emulator, tmp_path):
     async with _replica_async(emulator, tmp_path, env=PER_USER) as url, httpx2.AsyncClient(timeout=10) as http:
         missing = await http.post(url, json=INIT, headers=HEADERS)

@@ -19,21 +19,24 @@ from xai_mcp.settings import Settings
 
 
 class ResultCache:
-    """A small LRU map. xAI hands out a finished deferred chat only once; we keep it to repeat it."""
+    """A small LRU map. xAI hands out a finished deferred chat only once; we keep it to repeat it.
+
+    Entries belong to the key that fetched them (`owner`: its fingerprint, `keys.current_fingerprint`):
+    with per-user keys, another user naming the same request id gets nothing from here."""
 
     def __init__(self, limit: int = 256) -> None:
-        self._items: OrderedDict[str, Any] = OrderedDict()
+        self._items: OrderedDict[tuple[str, str], Any] = OrderedDict()
         self._limit = limit
 
-    def get(self, key: str) -> Any | None:
-        value = self._items.get(key)
+    def get(self, owner: str, key: str) -> Any | None:
+        value = self._items.get((owner, key))
         if value is not None:
-            self._items.move_to_end(key)
+            self._items.move_to_end((owner, key))
         return value
 
-    def put(self, key: str, value: Any) -> None:
-        self._items[key] = value
-        self._items.move_to_end(key)
+    def put(self, owner: str, key: str, value: Any) -> None:
+        self._items[(owner, key)] = value
+        self._items.move_to_end((owner, key))
         while len(self._items) > self._limit:
             self._items.popitem(last=False)
 

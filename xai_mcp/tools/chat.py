@@ -23,6 +23,7 @@ from pydantic import Field
 from xai_mcp import rpc
 from xai_mcp._pb.v1 import chat_pb2, deferred_pb2
 from xai_mcp.errors import ImageFetchFailed, cut_short
+from xai_mcp.keys import current_fingerprint
 from xai_mcp.polling import Poll, Progress, StreamProgress, wait_for
 from xai_mcp.state import ToolContext
 from xai_mcp.tools._common import DESTRUCTIVE, READ_ONLY, SPENDS, ToolSpec, app
@@ -106,7 +107,8 @@ async def _wait_deferred(ctx: ToolContext, request_id: str, window: float, *, sc
     result = from_deferred(request_id, waited.last.value, waited=waited.elapsed, schema_given=schema_given)
     if result.status != "pending":
         # xAI will not hand this outcome out again: keep it so a repeated get_deferred_chat answers the same.
-        app(ctx).deferred_results.put(request_id, result)
+        state = app(ctx)
+        state.deferred_results.put(current_fingerprint(state.settings), request_id, result)
     return result
 
 
@@ -185,7 +187,7 @@ async def get_deferred_chat(request_id: RequestId, wait_seconds: WaitSeconds = N
     Free: costs nothing (the chat was paid for when it started). Returns the same result as chat, or status
     'pending' again if it is still not finished after wait_seconds; repeated calls return the same answer."""
     state = app(ctx)
-    cached: ChatResult | None = state.deferred_results.get(request_id)
+    cached: ChatResult | None = state.deferred_results.get(current_fingerprint(state.settings), request_id)
     if cached is not None:
         return cached
     window = state.settings.wait_seconds if wait_seconds is None else wait_seconds
