@@ -245,7 +245,7 @@ class HttpGuard:
 def _bearer(scope: Scope) -> str | None:
     for name, value in scope["headers"]:
         if name == b"authorization":
-            text = value.decode("latin-1")
+            text: str = value.decode("latin-1")
             if text[:7].lower() == "bearer " and text[7:].strip():
                 return text[7:].strip()
     return None

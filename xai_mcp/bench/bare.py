@@ -31,7 +31,9 @@ def serve_http(port: int) -> None:
     from xai_mcp.settings import Settings
 
     app = build().streamable_http_app(streamable_http_path="/mcp", stateless_http=True, host="127.0.0.1")
-    server = uvicorn_server(app, host="127.0.0.1", port=port, limits=HttpLimits.from_settings(Settings()))
+    server = uvicorn_server(
+        app, host="127.0.0.1", port=port, limits=HttpLimits.from_settings(Settings.model_validate({}))
+    )
     asyncio.run(server.serve())
 
 
