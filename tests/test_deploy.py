@@ -21,8 +21,8 @@ from pathlib import Path
 
 import anyio
 import pytest
+from _helpers import TEST_KEY, structured
 from _secret_scan import HTTP_TOKEN, scan_process
-from conftest import TEST_KEY, structured
 from test_http import _client, _free_port, _wait_listening
 
 pytestmark = [

@@ -3,13 +3,16 @@ Real server subprocesses over real HTTP on loopback, against the emulator."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 
 import anyio
 import httpx2
 import pytest
+from _helpers import TEST_KEY, error_text, structured
 from _secret_scan import HTTP_TOKEN, USER_KEY_A, USER_KEY_B
-from conftest import TEST_KEY, error_text, structured
 from test_http import HEADERS, INIT, _client, _replica_async
 
 from xai_mcp.emulator import misc
@@ -74,6 +77,15 @@ async def test_a_key_xai_refuses_is_told_without_being_repeated(emulator, tmp_pa
         refused = await client.call_tool("list_models", {"kind": "embedding"})
     assert refused.is_error
     assert USER_KEY_B not in error_text(refused)  # the secret scan checks every output as well
+
+
+def test_per_user_keys_over_stdio_are_refused_at_start_up():
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"), "XAI_MCP_HTTP_AUTH": "xai-key"}
+    done = subprocess.run(
+        [sys.executable, "-m", "xai_mcp"], env=env, capture_output=True, timeout=60, stdin=subprocess.DEVNULL
+    )
+    assert done.returncode == 2
+    assert b"over stdio there is no such token" in done.stderr
 
 
 def test_the_fingerprint_comes_from_the_calls_key(monkeypatch):

@@ -51,6 +51,11 @@ async def backend(settings: Settings, *, emulator: bool) -> AsyncIterator[Settin
 
 async def serve_stdio(settings: Settings, *, emulator: bool = False) -> None:
     """Serve MCP over stdio until stdin closes or a SIGINT/SIGTERM arrives."""
+    if settings.per_user_keys:
+        raise ConfigError(
+            "XAI_MCP_HTTP_AUTH=xai-key takes each HTTP client's key from its bearer token; over stdio there is "
+            "no such token: unset XAI_MCP_HTTP_AUTH and set XAI_API_KEY, or serve with --transport http"
+        )
     async with backend(settings, emulator=emulator) as effective:
         closed = anyio.Event()
         server = create_server(
