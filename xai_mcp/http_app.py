@@ -29,7 +29,7 @@ import grpc
 from mcp.server.auth.provider import TokenVerifier
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from xai_mcp.metrics import CONTENT_TYPE, Metrics
+from xai_mcp.metrics import Metrics
 
 if TYPE_CHECKING:
     from xai_mcp.channels import ChannelPool
@@ -175,7 +175,8 @@ class HttpGuard:
                 text = b"/metrics needs the same bearer token as /mcp (or XAI_MCP_METRICS_PUBLIC=1)\n"
                 await _respond(send, 401, text, "text/plain; charset=utf-8", extra=extra)
                 return
-        await _respond(send, 200, access.metrics.exposition(), CONTENT_TYPE, extra=[])
+        body, content_type = access.metrics.exposition()
+        await _respond(send, 200, body, content_type, extra=[])
 
     async def _not_ready(self) -> str | None:
         for check in self.readiness:

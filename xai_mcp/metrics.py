@@ -12,12 +12,10 @@ an id, so a scrape shows no user's identity and the number of series stays small
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any
+from typing import Any, Protocol
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
-
-CONTENT_TYPE = CONTENT_TYPE_LATEST
+# prometheus_client is imported only by a server that records metrics (the HTTP service): it
+# pulls in http.server and wsgiref, ~50 ms of a stdio server's cold start.
 # From a free call on a local network (a few ms) to a long job waited for inside the call (minutes).
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 _COUNTED_JOBS = 4096  # request ids whose cost was already counted (a finished job can be fetched again)
@@ -30,10 +28,51 @@ class Outcome:
     CANCELLED = "cancelled"  # the client went away or the server is shutting down
 
 
+class Series(Protocol):
+    """What we use of a prometheus_client metric (or of the null one)."""
+
+    def labels(self, *values: str) -> Any: ...
+
+
+class _Null:
+    """Stands for every metric of a server nobody scrapes: accepts everything, keeps nothing."""
+
+    def labels(self, *values: str) -> _Null:
+        return self
+
+    def inc(self, amount: float = 1.0) -> None:
+        pass
+
+    def dec(self, amount: float = 1.0) -> None:
+        pass
+
+    def observe(self, amount: float) -> None:
+        pass
+
+
 class Metrics:
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
-        r = self.registry
+    """A server's metrics. `Metrics()` records them; `Metrics.off()` (stdio, tests that do not look)
+    records nothing and imports nothing."""
+
+    calls: Series
+    latency: Series
+    in_flight: Series
+    cost: Series
+    rpc_errors: Series
+    retries: Series
+    polls: Series
+
+    def __init__(self, *, enabled: bool = True) -> None:
+        self._counted: OrderedDict[str, None] = OrderedDict()
+        self.registry: Any = None
+        if not enabled:
+            null = _Null()
+            self.calls = self.latency = self.in_flight = self.cost = null
+            self.rpc_errors = self.retries = self.polls = null
+            return
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        self.registry = r = CollectorRegistry(auto_describe=True)
         self.calls = Counter(
             "xai_mcp_tool_calls", "Tool calls finished, by tool and outcome.", ["tool", "outcome"], registry=r
         )
@@ -54,10 +93,17 @@ class Metrics:
             "xai_mcp_xai_retries", "xAI calls resent after a transient failure, by RPC.", ["rpc"], registry=r
         )
         self.polls = Counter("xai_mcp_xai_polls", "Status polls of long jobs sent to xAI, by RPC.", ["rpc"], registry=r)
-        self._counted: OrderedDict[str, None] = OrderedDict()
 
-    def exposition(self) -> bytes:
-        return generate_latest(self.registry)
+    @classmethod
+    def off(cls) -> Metrics:
+        return cls(enabled=False)
+
+    def exposition(self) -> tuple[bytes, str]:
+        """The metrics in the Prometheus text format, and its content type."""
+        from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+        data: bytes = generate_latest(self.registry) if self.registry is not None else b""
+        return data, CONTENT_TYPE_LATEST
 
     def add_cost(self, tool: str, result: Any, *, spends: bool) -> None:
         """Count the cost a tool result reports (top level or in its `usage`), once per job.

@@ -73,7 +73,7 @@ def create_server(
     if not settings.per_user_keys:
         settings.key()
     settings.target()
-    recorder = metrics or Metrics()
+    recorder = metrics or Metrics.off()
 
     @asynccontextmanager
     async def lifespan(server: MCPServer) -> AsyncIterator[AppContext]:

@@ -45,7 +45,7 @@ class ResultCache:
 class AppContext:
     xai: XaiClient
     settings: Settings
-    metrics: Metrics = field(default_factory=Metrics)  # the server's own (it serves them at /metrics)
+    metrics: Metrics = field(default_factory=Metrics.off)  # the server's own (it serves them at /metrics)
     deferred_results: ResultCache = field(default_factory=ResultCache)
 
 
