@@ -34,6 +34,9 @@ from xai_mcp.serve import EMULATOR_KEY
 HTTP_TOKEN = "http-token-for-tests-5f2c-7d1e9b04a3c6f852"
 HTTP_TOKEN_2 = "http-rotated-token-for-tests-0b9d3f6e2a71c4e8"
 HTTP_TOKEN_3 = "http-unknown-token-for-tests-c6a1e07f93b5d24d"  # never accepted
+# Two users' own xAI keys, sent as bearer tokens to a per-user-key server (tests/test_team.py).
+USER_KEY_A = "xai-user-a-own-key-3e9b1c7d5f20a846"
+USER_KEY_B = "xai-user-b-own-key-91d04f6a2c8e7b35"
 WRONG_KEY = "xai-wrong-key-which-must-stay-secret-42"  # a rejected key (test_channel, test_secret_scan)
 SECRETS: dict[str, str] = {
     "TEST_KEY": TEST_KEY,  # the suite's API key (_helpers)
@@ -44,6 +47,8 @@ SECRETS: dict[str, str] = {
     "HTTP_TOKEN_3": HTTP_TOKEN_3,
     "EMULATOR_KEY": EMULATOR_KEY,  # what `--emulator` servers send (xai_mcp/serve.py)
     "WRONG_KEY": WRONG_KEY,
+    "USER_KEY_A": USER_KEY_A,
+    "USER_KEY_B": USER_KEY_B,
     "other key (emulator/test_core.py)": "xai-another-key-000000000000wxyz",
     "snapshot key (test_tool_schemas.py)": "snapshot-key",
     "right key (test_doctor.py)": "xai-the-right-key-0000000000",

@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager, contextmanager
 import anyio
 import httpx2
 import pytest
-from _helpers import TEST_KEY, structured
+from _helpers import TEST_KEY, free_port, structured
 from _secret_scan import HTTP_TOKEN, scan_process
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
@@ -26,12 +26,6 @@ INIT = {
     "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
 }
 HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
@@ -57,7 +51,7 @@ def _replica(
     stderr_out: list[bytes] | None = None,
 ) -> Iterator[str]:
     """A server subprocess on a free loopback port; `env` adds settings, `stderr_out` gets its stderr."""
-    port = _free_port()
+    port = free_port()
     base = {
         "PATH": os.environ.get("PATH", ""),
         "HOME": os.environ.get("HOME", "/tmp"),

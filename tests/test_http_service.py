@@ -16,10 +16,10 @@ import time
 import anyio
 import httpx2
 import pytest
-from _helpers import TEST_KEY, structured
+from _helpers import TEST_KEY, free_port, structured
 from _secret_scan import HTTP_TOKEN, HTTP_TOKEN_2, HTTP_TOKEN_3, scan_process
 from mcp import MCPError
-from test_http import HEADERS, INIT, _client, _free_port, _replica_async
+from test_http import HEADERS, INIT, _client, _replica_async
 
 from xai_mcp.emulator import png
 from xai_mcp.http_app import store_check
@@ -43,7 +43,7 @@ def _port(url: str) -> int:
 
 
 def _closed_port() -> int:
-    return _free_port()  # bound then released: nothing listens there
+    return free_port()  # bound then released: nothing listens there
 
 
 async def test_probes_answer_and_get_mcp_is_refused_at_once(emulator, tmp_path):

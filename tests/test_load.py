@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import itertools
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -27,7 +26,7 @@ from typing import Any
 import anyio
 import httpx2
 import pytest
-from _helpers import TEST_KEY
+from _helpers import TEST_KEY, free_port
 from _secret_scan import scan
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
@@ -329,16 +328,10 @@ async def test_a_burst_of_large_image_answers_stays_within_memory_bounds(emulato
 # --- HTTP ----------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @asynccontextmanager
 async def http_server(emulator: Emulator, tmp_path: Path) -> AsyncIterator[tuple[str, int]]:
     """`xai-mcp serve --transport http` on a free loopback port: its URL and pid."""
-    port = _free_port()
+    port = free_port()
     stderr_path = tmp_path / "http-stderr.log"
     with stderr_path.open("wb") as stderr:
         proc = await anyio.open_process(

@@ -25,6 +25,7 @@ from typing import Any
 import anyio
 
 from xai_mcp.errors import UserError
+from xai_mcp.keys import current_fingerprint
 from xai_mcp.settings import Settings
 from xai_mcp.state_store import (
     ExtraValue,
@@ -35,7 +36,6 @@ from xai_mcp.state_store import (
     Store,
     StoreError,
     best_effort,
-    key_fingerprint,
     open_store,
 )
 
@@ -48,14 +48,6 @@ StoreOpener = Callable[[str], AbstractAsyncContextManager[Store]]
 
 class BudgetExceeded(UserError):
     """Today's spending reached XAI_MCP_DAILY_BUDGET_USD: paid tools are refused until UTC midnight."""
-
-
-def current_fingerprint(settings: Settings) -> str:
-    """The fingerprint of the API key this call runs under: everything kept is partitioned by it.
-
-    The one place that knows which key a call uses (today: the server's key from settings).
-    """
-    return key_fingerprint(settings.key())
 
 
 def summary(model: str, prompt: str | None) -> str:

@@ -6,6 +6,10 @@
 - `GET /mcp`: the server is stateless and offers no server-to-client event stream, so it answers
   405 at once, as the MCP spec has such a server do. The SDK would open a stream on which nothing
   is ever sent, and a load balancer probing `/mcp` would hold that connection for ever.
+- `GET /metrics`: Prometheus metrics (xai_mcp/metrics.py), behind the same bearer token as `/mcp`
+  unless `XAI_MCP_METRICS_PUBLIC=1`. With per-user keys there is no shared token to check, so it
+  is served only when made public.
+- With per-user keys, a POST to `/mcp` without a bearer token gets a 401 saying what to send.
 - Request bodies over the limit get 413 with a JSON-RPC error naming the limit and the setting
   that raises it (the MCP client shows a JSON-RPC error body to the caller; a bare 413 became an
   opaque "Server returned an error response"). The declared Content-Length is checked first, then
@@ -17,11 +21,15 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 import anyio
 import grpc
+from mcp.server.auth.provider import TokenVerifier
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from xai_mcp.metrics import Metrics
 
 if TYPE_CHECKING:
     from xai_mcp.channels import ChannelPool
@@ -101,14 +109,41 @@ class BodyTooLarge(Exception):
     pass
 
 
+@dataclass(frozen=True)
+class MetricsAccess:
+    """Who may read /metrics: anyone (`public`), holders of a token `verifier` accepts, or nobody
+    (`refusal` says why and how to change it)."""
+
+    metrics: Metrics
+    public: bool = False
+    verifier: TokenVerifier | None = None
+    refusal: str = ""
+
+
+MISSING_KEY = (
+    "this server uses each client's own xAI API key: send it as 'Authorization: Bearer <your xAI API key>' "
+    '(in an MCP host\'s server config: headers: {"Authorization": "Bearer xai-..."})'
+)
+
+
 class HttpGuard:
     """Pure ASGI middleware; install it inside Starlette's error middleware (`add_middleware`), so
     a body found too large while the SDK reads it is answered 413 here, not 500 there."""
 
-    def __init__(self, app: ASGIApp, *, max_body: int, readiness: Sequence[ReadinessCheck]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body: int,
+        readiness: Sequence[ReadinessCheck],
+        metrics: MetricsAccess | None = None,
+        per_user_keys: bool = False,
+    ) -> None:
         self.app = app
         self.max_body = max_body
         self.readiness = readiness
+        self.metrics = metrics
+        self.per_user_keys = per_user_keys
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -125,7 +160,29 @@ class HttpGuard:
         if path == MCP_PATH and method == "GET":
             await _plain(send, 405, "this stateless server offers no event stream: POST JSON-RPC here\n", allow="POST")
             return
+        if path == "/metrics" and method in ("GET", "HEAD") and self.metrics is not None:
+            await self._metrics(scope, send, self.metrics)
+            return
+        if self.per_user_keys and path == MCP_PATH and _bearer(scope) is None:
+            body = json.dumps({"jsonrpc": "2.0", "id": None, "error": {"code": -32001, "message": MISSING_KEY}})
+            extra = [(b"www-authenticate", b'Bearer error="invalid_request"')]
+            await _respond(send, 401, body.encode(), "application/json", extra=extra)
+            return
         await self._limited(scope, receive, send)
+
+    async def _metrics(self, scope: Scope, send: Send, access: MetricsAccess) -> None:
+        if not access.public:
+            if access.verifier is None:
+                await _plain(send, 403, f"{access.refusal}\n")
+                return
+            token = _bearer(scope)
+            if token is None or await access.verifier.verify_token(token) is None:
+                extra = [(b"www-authenticate", b"Bearer")]
+                text = b"/metrics needs the same bearer token as /mcp (or XAI_MCP_METRICS_PUBLIC=1)\n"
+                await _respond(send, 401, text, "text/plain; charset=utf-8", extra=extra)
+                return
+        body, content_type = access.metrics.exposition()
+        await _respond(send, 200, body, content_type, extra=[])
 
     async def _not_ready(self) -> str | None:
         for check in self.readiness:
@@ -190,6 +247,15 @@ class HttpGuard:
                 if incoming["type"] != "http.request" or not incoming.get("more_body", False):
                     break
         await send({"type": "http.response.body", "body": b""})
+
+
+def _bearer(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            text: str = value.decode("latin-1")
+            if text[:7].lower() == "bearer " and text[7:].strip():
+                return text[7:].strip()
+    return None
 
 
 def _content_length(scope: Scope) -> int | None:

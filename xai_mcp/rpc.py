@@ -71,6 +71,7 @@ from xai_mcp._pb.v1 import (
 )
 from xai_mcp.channels import ChannelPool, Lane
 from xai_mcp.errors import (
+    UserError,
     XaiError,
     broke_off,
     busy,
@@ -82,6 +83,8 @@ from xai_mcp.errors import (
     transport_failure,
     unreadable_answer,
 )
+from xai_mcp.keys import current_key
+from xai_mcp.metrics import Metrics
 from xai_mcp.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -517,6 +520,10 @@ RPCS: tuple[Rpc[Any, Any], ...] = (
 )
 
 
+# The calls that ask a long job how it is doing (counted as polls in the metrics).
+POLLS = frozenset(rpc.path for rpc in (GET_DEFERRED_COMPLETION, GET_DEFERRED_VIDEO, GET_BATCH))
+
+
 def open_channel(settings: Settings, extra_options: tuple[tuple[str, Any], ...] = ()) -> grpc.aio.Channel:
     """Open a channel to xAI. Call it inside the running event loop.
 
@@ -575,20 +582,33 @@ class XaiClient:
         settings: Settings,
         *,
         backoff: Callable[[int], float] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.pool = channels if isinstance(channels, ChannelPool) else ChannelPool(channels)
         self.settings = settings
-        self._secrets = tuple(s for s in [settings.api_key.get_secret_value() if settings.api_key else ""] if s)
+        self.metrics = metrics or Metrics.off()
         self._backoff = backoff or _backoff
         # Paid calls running at once in this process: each may hold a whole answer (ten inline
         # images) in memory until its tool returns, so many at once grew a server past 2 GiB.
         self.paid_slots = anyio.CapacityLimiter(settings.max_paid_inflight)
         self._kept: dict[asyncio.Task[Any], object] = {}  # tasks keeping a slot for a large answer
-        # The key goes with each call as metadata, not as channel call credentials: grpc runs a
-        # call-credentials plugin on a new thread for every call, which cost a third of the
-        # server's throughput (measured with `xai-mcp bench`). The channel is TLS (or local).
-        key = settings.api_key.get_secret_value().strip() if settings.api_key else ""
-        self._metadata = (("authorization", f"Bearer {key}"),) if key else ()
+
+    def _metadata(self) -> tuple[tuple[str, str], ...]:
+        """The call's credentials: the key `keys.current_key` picks (the server's, or the HTTP client's).
+
+        Sent with each call as metadata, not as channel call credentials: grpc runs a
+        call-credentials plugin on a new thread for every call, which cost a third of the
+        server's throughput (measured with `xai-mcp bench`). The channel is TLS (or local)."""
+        return (("authorization", f"Bearer {current_key(self.settings)}"),)
+
+    def _secrets(self) -> tuple[str, ...]:
+        """What must never appear in an error message: the server's key and this call's key."""
+        own = self.settings.api_key.get_secret_value() if self.settings.api_key else ""
+        try:
+            mine = current_key(self.settings)
+        except UserError:
+            mine = ""
+        return tuple(s for s in {own, own.strip(), mine} if s)
 
     def _callable(self, rpc: Rpc[Req, Resp], shape: Shape, lane: Lane) -> Any:
         if rpc.shape is not shape:
@@ -657,10 +677,11 @@ class XaiClient:
             subject=subject,
             timeout=timeout,
             host=self.settings.api_host,
-            secrets=self._secrets,
+            secrets=self._secrets(),
             not_found=rpc.not_found,
             paid=rpc.retry is Retry.PAID,
         )
+        self.metrics.rpc_errors.labels(rpc.name, error.code.name if error.code else "UNKNOWN").inc()
         # Answers about the request itself (a wrong name, a bad value) are routine for an agent.
         routine = error.code in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT)
         log.log(
@@ -706,11 +727,14 @@ class XaiClient:
         if time.monotonic() + delay >= deadline:
             return None
         log.info("%s: %s, retrying in %.2f s (attempt %d)", rpc.name, code.name if code else "?", delay, attempt + 1)
+        self.metrics.retries.labels(rpc.name).inc()
         return delay
 
     async def call(self, rpc: Rpc[Req, Resp], request: Req, *, subject: str = "", timeout: float | None = None) -> Resp:
         """Make a unary call. `subject` names what it is about, for NOT_FOUND messages."""
         self._check_size(rpc, request)
+        if rpc.path in POLLS:
+            self.metrics.polls.labels(rpc.name).inc()
         async with self._turn(rpc) as turn:
             budget = timeout or self.settings.rpc_timeout
             deadline = time.monotonic() + budget
@@ -723,7 +747,7 @@ class XaiClient:
                 with self.pool.using(lane):
                     try:
                         response: Resp | None = await self._callable(rpc, Shape.UNARY, lane)(
-                            request, timeout=max(deadline - time.monotonic(), 0.001), metadata=self._metadata
+                            request, timeout=max(deadline - time.monotonic(), 0.001), metadata=self._metadata()
                         )
                     except grpc.RpcError as err:
                         delay = self._retry_delay(rpc, err, attempt, deadline)
@@ -754,7 +778,7 @@ class XaiClient:
                     await self._connected(rpc, deadline, lane)
                 with self.pool.using(lane):
                     call = self._callable(rpc, Shape.SERVER_STREAMING, lane)(
-                        request, timeout=max(deadline - time.monotonic(), 0.001), metadata=self._metadata
+                        request, timeout=max(deadline - time.monotonic(), 0.001), metadata=self._metadata()
                     )
                     try:
                         async for message in call:
@@ -826,7 +850,7 @@ class XaiClient:
                 if call is not None:
                     call.cancel()  # ending the stream instead would hand the server a truncated request
 
-        call = send(sending(), timeout=max(deadline - time.monotonic(), 0.001), metadata=self._metadata)
+        call = send(sending(), timeout=max(deadline - time.monotonic(), 0.001), metadata=self._metadata())
         try:
             response: Resp | None = await call
         except grpc.RpcError as err:

@@ -15,8 +15,9 @@ import anyio
 from mcp.server.transport_security import TransportSecuritySettings
 from pydantic import SecretStr
 
+from xai_mcp.metrics import Metrics
 from xai_mcp.rpc import open_pool
-from xai_mcp.server import create_server
+from xai_mcp.server import SharedToken, create_server
 from xai_mcp.settings import ConfigError, Settings, is_loopback
 from xai_mcp.tools import parse_toolsets
 
@@ -24,7 +25,7 @@ if TYPE_CHECKING:  # the HTTP stack is imported only when serving HTTP: stdio st
     import uvicorn
     from starlette.applications import Starlette
 
-    from xai_mcp.http_app import ReadinessCheck
+    from xai_mcp.http_app import MetricsAccess, ReadinessCheck
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,11 @@ async def backend(settings: Settings, *, emulator: bool) -> AsyncIterator[Settin
 
 async def serve_stdio(settings: Settings, *, emulator: bool = False) -> None:
     """Serve MCP over stdio until stdin closes or a SIGINT/SIGTERM arrives."""
+    if settings.per_user_keys:
+        raise ConfigError(
+            "XAI_MCP_HTTP_AUTH=xai-key takes each HTTP client's key from its bearer token; over stdio there is "
+            "no such token: unset XAI_MCP_HTTP_AUTH and set XAI_API_KEY, or serve with --transport http"
+        )
     async with backend(settings, emulator=emulator) as effective:
         closed = anyio.Event()
         server = create_server(
@@ -84,8 +90,11 @@ def http_security(host: str, extra_hosts: str) -> TransportSecuritySettings:
 
 
 def check_http_bind(host: str, settings: Settings) -> None:
-    """Refuse weak tokens, and an open (token-less) server anywhere but loopback."""
-    if not settings.http_tokens() and not is_loopback(host):
+    """Refuse weak tokens, and an open (token-less) server anywhere but loopback.
+
+    With per-user keys every call carries its client's own xAI key, which xAI checks: a caller
+    without a valid key can spend nothing, so any address is allowed."""
+    if not settings.http_tokens() and not settings.per_user_keys and not is_loopback(host):
         raise ConfigError(
             f"refusing to serve HTTP on {host} without a token: set XAI_MCP_HTTP_TOKEN (or XAI_MCP_HTTP_TOKEN_FILE) "
             'to one of at least 32 characters, e.g. from python -c "import secrets; print(secrets.token_urlsafe(32))" '
@@ -102,9 +111,27 @@ class HttpService:
     app: Starlette
     server: uvicorn.Server
     readiness: list[ReadinessCheck]
+    metrics: Metrics
 
     async def serve(self) -> None:
         await self.server.serve()
+
+
+def metrics_access(settings: Settings, metrics: Metrics) -> MetricsAccess:
+    """Who may read /metrics: the /mcp token's holders, or anyone with XAI_MCP_METRICS_PUBLIC=1."""
+    from xai_mcp.http_app import MetricsAccess
+
+    if settings.metrics_public:
+        return MetricsAccess(metrics, public=True)
+    if settings.per_user_keys:
+        refusal = (
+            "/metrics is off: with per-user keys (XAI_MCP_HTTP_AUTH=xai-key) there is no shared token to guard it; "
+            "set XAI_MCP_METRICS_PUBLIC=1 to serve it (it holds no keys, prompts or ids) and keep the port private"
+        )
+        return MetricsAccess(metrics, refusal=refusal)
+    if tokens := settings.http_tokens():
+        return MetricsAccess(metrics, verifier=SharedToken(tokens))
+    return MetricsAccess(metrics, public=True)  # no token: /mcp is open too (loopback only)
 
 
 def build_http_service(settings: Settings, *, host: str, port: int) -> HttpService:
@@ -115,12 +142,14 @@ def build_http_service(settings: Settings, *, host: str, port: int) -> HttpServi
     limits = HttpLimits.from_settings(settings)
     watch = ChannelWatch(open_pool)
     books = Books(settings)
+    metrics = Metrics()
     mcp = create_server(
         settings,
         toolsets=parse_toolsets(settings.toolsets),
         read_only=settings.read_only,
         channel_factory=watch.open,
         books=books,
+        metrics=metrics,
     )
     app = mcp.streamable_http_app(
         streamable_http_path=MCP_PATH,
@@ -135,8 +164,20 @@ def build_http_service(settings: Settings, *, host: str, port: int) -> HttpServi
         return "shutting down" if server.should_exit else None
 
     readiness: list[ReadinessCheck] = [not_stopping, watch, store_check(books)]
-    app.add_middleware(HttpGuard, max_body=limits.max_body, readiness=readiness)
-    return HttpService(app=app, server=server, readiness=readiness)
+    app.add_middleware(
+        HttpGuard,
+        max_body=limits.max_body,
+        readiness=readiness,
+        metrics=metrics_access(settings, metrics),
+        per_user_keys=settings.per_user_keys,
+    )
+    return HttpService(app=app, server=server, readiness=readiness, metrics=metrics)
+
+
+def _auth_note(settings: Settings) -> str:
+    if settings.per_user_keys:
+        return " (each client's bearer token is its own xAI API key)"
+    return " (bearer token required)" if settings.http_token or settings.http_token_file else ""
 
 
 async def serve_http(settings: Settings, *, host: str, port: int, emulator: bool = False) -> None:
@@ -154,6 +195,6 @@ async def serve_http(settings: Settings, *, host: str, port: int, emulator: bool
             host,
             port,
             MCP_PATH,
-            " (bearer token required)" if effective.http_token or effective.http_token_file else "",
+            _auth_note(effective),
         )
         await service.serve()

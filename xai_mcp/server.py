@@ -16,6 +16,8 @@ from mcp.server.auth.settings import AuthSettings
 from xai_mcp import __version__
 from xai_mcp.books import Books
 from xai_mcp.channels import ChannelPool
+from xai_mcp.keys import SCOPE, XaiKeyBearer
+from xai_mcp.metrics import Metrics
 from xai_mcp.rpc import XaiClient, open_pool
 from xai_mcp.settings import Settings
 from xai_mcp.state import AppContext
@@ -49,7 +51,7 @@ class SharedToken(TokenVerifier):
         # Compare against every token, with no early exit: timing tells nothing about which matched.
         matched = [hmac.compare_digest(offered, known) for known in self._tokens]
         if any(matched):
-            return AccessToken(token="[shared]", client_id="shared-token", scopes=["xai-mcp"])
+            return AccessToken(token="[shared]", client_id="shared-token", scopes=[SCOPE])
         return None
 
 
@@ -61,18 +63,23 @@ def create_server(
     channel_factory: ChannelFactory = open_pool,
     closed: anyio.Event | None = None,
     books: Books | None = None,
+    metrics: Metrics | None = None,
 ) -> MCPServer:
     """The xai-mcp server. Settings are checked now, so a bad key or host fails at start-up.
 
+    `metrics` records what tools and xAI calls do (the HTTP service serves it at /metrics).
     `closed` is set once the lifespan has closed the connections (the CLI waits for it on signals).
-    With `settings.http_tokens()`, HTTP requests must carry one of them as a bearer token.
+    With `settings.http_tokens()`, HTTP requests must carry one of them as a bearer token; with
+    per-user keys (`XAI_MCP_HTTP_AUTH=xai-key`), each carries its own xAI key and the server has none.
     `books` (the state store's bookkeeping) is made here unless given; it opens the store only on
     first use, so nothing here or in the lifespan waits for it.
     """
-    settings.key()
+    if not settings.per_user_keys:
+        settings.key()
     settings.target()
     settings.state_location()
     kept = books or Books(settings)
+    recorder = metrics or Metrics.off()
 
     @asynccontextmanager
     async def lifespan(server: MCPServer) -> AsyncIterator[AppContext]:
@@ -85,7 +92,8 @@ def create_server(
         # callbacks aimed at the event loop after it closed.
         pool.connect()
         try:
-            yield AppContext(xai=XaiClient(pool, settings), settings=settings, books=kept)
+            xai = XaiClient(pool, settings, metrics=recorder)
+            yield AppContext(xai=xai, settings=settings, books=kept, metrics=recorder)
         finally:
             with anyio.CancelScope(shield=True):
                 await pool.close()
@@ -94,12 +102,17 @@ def create_server(
                 closed.set()
 
     auth: dict[str, Any] = {}
-    if tokens := settings.http_tokens():
+    verifier: TokenVerifier | None = None
+    if settings.per_user_keys:
+        verifier = XaiKeyBearer()
+    elif tokens := settings.http_tokens():
+        verifier = SharedToken(tokens)
+    if verifier is not None:
         auth = {
-            "token_verifier": SharedToken(tokens),
+            "token_verifier": verifier,
             # Validated from plain values: the field parses the URL (AnyHttpUrl(...) would add a "/").
             "auth": AuthSettings.model_validate(
-                {"issuer_url": "http://127.0.0.1", "resource_server_url": None, "required_scopes": ["xai-mcp"]}
+                {"issuer_url": "http://127.0.0.1", "resource_server_url": None, "required_scopes": [SCOPE]}
             ),
         }
     server = MCPServer(
@@ -110,7 +123,7 @@ def create_server(
         log_level=settings.log_level,
         **auth,
     )
-    names = register_toolsets(server, toolsets, read_only=read_only)
+    names = register_toolsets(server, toolsets, read_only=read_only, metrics=recorder)
     log.info(
         "serving %d tools from toolsets %s%s",
         len(names),

@@ -127,6 +127,17 @@ class Settings(BaseSettings):
         Path | None,
         Field(description="File of accepted bearer tokens, one per line ('#' starts a comment); adds to http_token."),
     ] = None
+    http_auth: Annotated[
+        Literal["token", "xai-key"],
+        Field(
+            description="How HTTP clients authenticate: 'token' (a shared XAI_MCP_HTTP_TOKEN, or none on loopback; "
+            "calls use XAI_API_KEY) or 'xai-key' (each client's bearer token is its own xAI API key, used for its "
+            "calls; no XAI_API_KEY needed)."
+        ),
+    ] = "token"
+    metrics_public: Annotated[
+        bool, Field(description="Serve GET /metrics without the bearer token (e.g. to a scraper on a private network).")
+    ] = False
     http_max_body_mb: Annotated[
         int, Field(ge=1, le=1024, description="Largest HTTP request body accepted, in MiB (larger ones get 413).")
     ] = 64
@@ -173,8 +184,15 @@ class Settings(BaseSettings):
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
+    @property
+    def per_user_keys(self) -> bool:
+        """Each HTTP client sends its own xAI key (XAI_MCP_HTTP_AUTH=xai-key); see xai_mcp/keys.py."""
+        return self.http_auth == "xai-key"
+
     def key(self) -> str:
-        """The API key, or a ConfigError naming the variable to set."""
+        """The server's own API key, or a ConfigError naming the variable to set.
+
+        Calls do not read it directly: `keys.current_key` decides which key a call uses."""
         if self.api_key is None or not self.api_key.get_secret_value().strip():
             raise ConfigError("XAI_API_KEY is not set: export your xAI API key (https://console.x.ai) as XAI_API_KEY.")
         return self.api_key.get_secret_value().strip()
@@ -205,6 +223,13 @@ class Settings(BaseSettings):
 
     def http_tokens(self) -> list[str]:
         """The accepted bearer tokens (none: HTTP is open), or a ConfigError naming what is wrong."""
+        if self.per_user_keys:
+            if self.http_token is not None or self.http_token_file is not None:
+                raise ConfigError(
+                    "XAI_MCP_HTTP_AUTH=xai-key takes each client's xAI key as its bearer token, so a shared "
+                    "XAI_MCP_HTTP_TOKEN / XAI_MCP_HTTP_TOKEN_FILE has no place: unset them, or unset XAI_MCP_HTTP_AUTH"
+                )
+            return []
         found: list[tuple[str, str]] = []  # (where it came from, token)
         if self.http_token is not None:
             raw = self.http_token.get_secret_value()

@@ -7,11 +7,12 @@ its `ctx: ToolContext` argument (read with `tools._common.app`). It sits below `
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from mcp.server.mcpserver import Context
 
 from xai_mcp.books import Books
+from xai_mcp.metrics import Metrics
 from xai_mcp.rpc import XaiClient
 from xai_mcp.settings import Settings
 
@@ -23,6 +24,7 @@ class AppContext:
     # The job journal, finished deferred answers (xAI hands one out only once), spending and the
     # budget, on the state store: shared by every replica and kept across restarts.
     books: Books
+    metrics: Metrics = field(default_factory=Metrics.off)  # the server's own (it serves them at /metrics)
 
 
 # The SDK's Context is a generic pydantic model, so this is a real subclass of Context: the SDK

@@ -10,7 +10,18 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-FIGURE_NAMES = ("overhead", "throughput", "cold_start", "streaming", "polling", "memory", "image_payload")
+FIGURE_NAMES = (
+    "overhead",
+    "throughput",
+    "cold_start",
+    "streaming",
+    "polling",
+    "memory",
+    "image_payload",
+    "http_throughput",
+    "free_call_under_streams",
+    "sigterm_exit",
+)
 
 
 def add_parser(sub: Any) -> None:
@@ -20,7 +31,8 @@ def add_parser(sub: Any) -> None:
         description=(
             "Run xai-mcp over stdio against the built-in emulator and measure, side by side in one run, "
             "each figure against its floor: per-call overhead, throughput, cold start, streaming latency, "
-            "video polling, memory and a 4 MiB inline image. Prints one table (median and p95, ratio, "
+            "video polling, memory and a 4 MiB inline image; over HTTP, throughput at 64 in flight, a free "
+            "call's latency while 150 chats stream, and SIGTERM to exit. Prints one table (median and p95, ratio, "
             "target, pass/miss). Takes about 3 minutes; --quick takes about 30 s."
         ),
         epilog="examples:\n  xai-mcp bench\n  xai-mcp bench --quick --json\n  xai-mcp bench --only cold_start",

@@ -10,13 +10,16 @@ from collections.abc import Sequence
 from pydantic import SecretStr
 
 from xai_mcp.bench import report
-from xai_mcp.bench.figures import FIGURES, Figure, Run, Sizes
+from xai_mcp.bench.figures import FIGURES as STDIO_FIGURES
+from xai_mcp.bench.figures import Figure, Run, Sizes
+from xai_mcp.bench.http import HTTP_FIGURES
 from xai_mcp.bench.stdio import base_env
 from xai_mcp.emulator.config import EmulatorConfig
 from xai_mcp.emulator.server import Emulator
 from xai_mcp.settings import Settings
 
 BENCH_KEY = "xai-bench-key-0123456789abcdef"
+FIGURES = {**STDIO_FIGURES, **HTTP_FIGURES}
 
 
 async def measure(names: Sequence[str], *, quick: bool) -> list[Figure]:

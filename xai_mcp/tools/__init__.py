@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from mcp.server import MCPServer
 
+    from xai_mcp.metrics import Metrics
     from xai_mcp.tools._common import ToolSpec
 
 
@@ -59,11 +60,13 @@ def parse_toolsets(value: str | None) -> list[str] | None:
     return names
 
 
-def register_toolsets(server: MCPServer, toolsets: Sequence[str] | None, *, read_only: bool) -> list[str]:
+def register_toolsets(
+    server: MCPServer, toolsets: Sequence[str] | None, *, read_only: bool, metrics: Metrics
+) -> list[str]:
     """Register the chosen toolsets (all when None) and return the tool names added."""
     from xai_mcp.tools._common import add_tools
 
     added: list[str] = []
     for name in toolsets or TOOLSETS:
-        added += add_tools(server, _BY_ID[name].tools(), read_only=read_only)
+        added += add_tools(server, _BY_ID[name].tools(), read_only=read_only, metrics=metrics)
     return added

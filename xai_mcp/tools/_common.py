@@ -4,22 +4,22 @@ from __future__ import annotations
 
 import functools
 import inspect
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
+import anyio
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 
 from xai_mcp.errors import UserError
+from xai_mcp.metrics import Metrics, Outcome
 from xai_mcp.rpc import queue_progress
 from xai_mcp.state import AppContext, ToolContext
 from xai_mcp.tools._strict import strict_arguments
-
-P = ParamSpec("P")
-R = TypeVar("R")
 
 # Honest hints for hosts (they may auto-approve read-only tools). Every tool reaches xAI but the
 # LOCAL ones, which read only this server's own records (the state store).
@@ -57,22 +57,49 @@ def app(ctx: ToolContext) -> AppContext:
     return ctx.request_context.lifespan_context
 
 
-def tool_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
-    """Turn user errors into ToolError, whose message reaches the agent (anything else is hidden).
+def tool_boundary(spec: ToolSpec, metrics: Metrics) -> Callable[..., Awaitable[Any]]:
+    """The one boundary every tool call crosses: errors for the agent, queue progress, and metrics.
 
-    Only the message crosses: the chain (e.g. the gRPC error behind an XaiError) stays here.
-    Paid work that waits for its turn (`rpc.queue_progress`) says so through the call's progress.
+    User errors become ToolError, whose message reaches the agent (anything else is hidden by
+    the SDK). Only the message crosses: the chain (e.g. the gRPC error behind an XaiError) stays
+    here. Paid work that waits for its turn (`rpc.queue_progress`) says so through the call's
+    progress. Each call is counted by outcome, timed, shown in flight while it runs, and the cost
+    its result reports is added up.
+
+    The one budget check is here too: a tool that spends is refused before it sends anything once
+    today's spending reached the daily budget, so every paid tool (today's and future toolsets') is
+    covered and no work starts first (no batch created then refused its requests). Costs are
+    counted where xAI reports them (`Books.charge` / `Books.settle`).
     """
+    fn, tool = spec.fn, spec.name
+    in_flight = metrics.in_flight.labels(tool)
+    latency = metrics.latency.labels(tool)
 
     @functools.wraps(fn)
-    async def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
+    async def guarded(*args: Any, **kwargs: Any) -> Any:
         ctx = kwargs.get("ctx")
         token = queue_progress.set(_queue_reporter(ctx)) if ctx is not None else None
+        outcome = Outcome.INTERNAL
+        started = time.perf_counter()
+        in_flight.inc()
         try:
-            return await fn(*args, **kwargs)
+            if spec.spends and isinstance(ctx, Context):
+                await app(ctx).books.check_budget()
+            result = await fn(*args, **kwargs)
+            outcome = Outcome.OK
+            metrics.add_cost(tool, result, spends=spec.spends)
+            return result
         except UserError as err:
+            outcome = Outcome.USER_ERROR
             raise ToolError(str(err)) from None
+        except BaseException as err:
+            if isinstance(err, anyio.get_cancelled_exc_class()):
+                outcome = Outcome.CANCELLED
+            raise
         finally:
+            in_flight.dec()
+            latency.observe(time.perf_counter() - started)
+            metrics.calls.labels(tool, outcome).inc()
             if token is not None:
                 queue_progress.reset(token)
 
@@ -87,25 +114,7 @@ def _queue_reporter(ctx: Any) -> Callable[[str], Awaitable[None]]:
     return report
 
 
-def budget_checked(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
-    """Refuse a paid tool before it sends anything once today's spending reached the daily budget.
-
-    The one budget check: at the tool boundary, so every tool that spends (today's and future
-    toolsets') is covered, and a refusal comes before any work (no batch created then refused
-    its requests). Costs are counted where xAI reports them (`Books.charge` / `Books.settle`).
-    """
-
-    @functools.wraps(fn)
-    async def checked(*args: P.args, **kwargs: P.kwargs) -> R:
-        ctx = kwargs.get("ctx")
-        if isinstance(ctx, Context):
-            await app(ctx).books.check_budget()
-        return await fn(*args, **kwargs)
-
-    return checked
-
-
-def add_tools(server: MCPServer, specs: Sequence[ToolSpec], *, read_only: bool) -> list[str]:
+def add_tools(server: MCPServer, specs: Sequence[ToolSpec], *, read_only: bool, metrics: Metrics) -> list[str]:
     """Register tools; with `read_only`, only those that spend and change nothing."""
     added = []
     for spec in specs:
@@ -113,8 +122,9 @@ def add_tools(server: MCPServer, specs: Sequence[ToolSpec], *, read_only: bool) 
             continue
         # Python 3.11 keeps docstring indentation; hosts would show it in the tool description.
         description = inspect.cleandoc(spec.fn.__doc__) if spec.fn.__doc__ else None
-        fn = budget_checked(spec.fn) if spec.spends else spec.fn
-        server.add_tool(tool_errors(fn), title=spec.title, description=description, annotations=spec.annotations)
+        server.add_tool(
+            tool_boundary(spec, metrics), title=spec.title, description=description, annotations=spec.annotations
+        )
         strict_arguments(server, spec.name)
         added.append(spec.name)
     return added

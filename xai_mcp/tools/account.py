@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 from xai_mcp import rpc
 from xai_mcp._pb.v1 import auth_pb2
 from xai_mcp.errors import scrub
+from xai_mcp.keys import current_key
 from xai_mcp.state import ToolContext
 from xai_mcp.tools._common import READ_ONLY, ToolSpec, app
 from xai_mcp.tools._units import iso_time
@@ -73,7 +74,7 @@ async def get_api_key_info(*, ctx: ToolContext) -> ApiKeyInfo:
     """
     state = app(ctx)
     response = await state.xai.call(rpc.GET_API_KEY_INFO, empty_pb2.Empty())
-    return _from_response(response, secret=state.settings.key())
+    return _from_response(response, secret=current_key(state.settings))
 
 
 TOOLS = [
