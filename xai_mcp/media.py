@@ -52,6 +52,18 @@ async def save(configured: Path, hint: str, suffix: str, data: bytes) -> Path:
 
 
 def _save(configured: Path, hint: str, suffix: str, data: bytes) -> Path:
+    path, fd = create(configured, hint, suffix)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    return path
+
+
+def create(configured: Path, hint: str, suffix: str) -> tuple[Path, int]:
+    """A new, empty file under the output folder, named from `hint`: its path and an open descriptor.
+
+    For writers that fill the file piece by piece (a download), from a worker thread; the caller
+    closes the descriptor.
+    """
     folder = output_folder(configured)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     base = f"{stamp}-{slug(hint)}"
@@ -69,7 +81,5 @@ def _save(configured: Path, hint: str, suffix: str, data: bytes) -> Path:
             continue
         except OSError as err:
             raise OutputError(f"cannot write {path} ({err.strerror}); check XAI_MCP_OUTPUT_DIR") from None
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        return path
+        return path, fd
     raise OutputError(f"too many files named {base}* in {folder}")

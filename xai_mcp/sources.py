@@ -1,4 +1,4 @@
-"""Image inputs given by an agent: an http(s) URL, a data URL, or a local file path.
+"""Image and video inputs given by an agent: an http(s) URL, a data URL, or a local file path.
 
 URLs pass through (xAI fetches them itself; a failed fetch comes back as DATA_LOSS). Data URLs
 and local files are checked here — type by magic bytes, size, readability, and for files the
@@ -20,6 +20,9 @@ import anyio.to_thread
 from xai_mcp.errors import InputError
 
 MAX_IMAGE_BYTES = 10 * 1024 * 1024  # xAI's documented limit for input images
+# A local video travels inside the request as a data URL, and a request may be at most 20 MiB:
+# base64 makes 14 MiB of video about 18.7 MiB, leaving room for the prompt and other fields.
+MAX_VIDEO_BYTES = 14 * 1024 * 1024
 
 _SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"\x89PNG\r\n\x1a\n", "image/png"),
@@ -37,6 +40,11 @@ def sniff_image_type(data: bytes) -> str | None:
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "image/webp"
     return None
+
+
+def sniff_video_type(data: bytes) -> str | None:
+    """video/mp4 for ISO media (MP4, and QuickTime which xAI reads alike), else None."""
+    return "video/mp4" if data[4:8] == b"ftyp" else None
 
 
 def default_input_roots(output_dir: Path) -> list[Path]:
@@ -91,14 +99,25 @@ def check_local_file(value: str, field: str, roots: Sequence[Path], *, max_bytes
     return resolved
 
 
-def _read_file(value: str, field: str, roots: Sequence[Path]) -> str:
-    resolved = check_local_file(value, field, roots, max_bytes=MAX_IMAGE_BYTES, kind="images")
+def _read_bytes(value: str, field: str, roots: Sequence[Path], max_bytes: int, kind: str) -> bytes:
+    resolved = check_local_file(value, field, roots, max_bytes=max_bytes, kind=kind)
     try:
         with open(resolved, "rb") as handle:
-            data = handle.read(MAX_IMAGE_BYTES + 1)
+            return handle.read(max_bytes + 1)
     except OSError as err:
         raise InputError(f"{field}: cannot read {value}: {err.strerror}") from None
-    return _data_url(data, field)
+
+
+def _read_file(value: str, field: str, roots: Sequence[Path]) -> str:
+    return _data_url(_read_bytes(value, field, roots, MAX_IMAGE_BYTES, "images"), field)
+
+
+def _read_video(value: str, field: str, roots: Sequence[Path]) -> str:
+    data = _read_bytes(value, field, roots, MAX_VIDEO_BYTES, "videos")
+    mime = sniff_video_type(data)
+    if mime is None:
+        raise InputError(f"{field}: {value} is not an MP4 video")
+    return f"data:{mime};base64,{base64.b64encode(data).decode()}"
 
 
 async def resolve_image(value: str, *, field: str, roots: Sequence[Path]) -> str:
@@ -118,3 +137,25 @@ async def resolve_image(value: str, *, field: str, roots: Sequence[Path]) -> str
     if "://" in text[:16]:
         raise InputError(f"{field}: only http(s) URLs, data URLs and local file paths are supported")
     return await anyio.to_thread.run_sync(_read_file, text, field, roots)
+
+
+async def resolve_video(value: str, *, field: str, roots: Sequence[Path]) -> str:
+    """A URL xAI accepts for a source video: http(s) URLs as given, data URLs checked, MP4 files
+    read (in a worker thread, like images)."""
+    text = value.strip()
+    if not text:
+        raise InputError(f"{field}: empty video reference")
+    lowered = text[:16].lower()
+    if lowered.startswith(("http://", "https://")):
+        return text
+    if lowered.startswith("data:"):
+        header, sep, payload = text.partition(",")
+        header = header.lower()
+        if not sep or not payload or not header.startswith("data:video/") or not header.endswith(";base64"):
+            raise InputError(f"{field}: a data URL must look like data:video/mp4;base64,<data>")
+        if len(payload) > MAX_VIDEO_BYTES * 4 // 3 + 4:
+            raise InputError(f"{field}: the video is larger than {MAX_VIDEO_BYTES // (1024 * 1024)} MiB")
+        return text
+    if "://" in text[:16]:
+        raise InputError(f"{field}: only http(s) URLs, data URLs and local file paths are supported")
+    return await anyio.to_thread.run_sync(_read_video, text, field, roots)

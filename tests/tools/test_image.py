@@ -12,7 +12,7 @@ from pathlib import Path
 import anyio
 from _helpers import error_text, structured
 from mcp import Client
-from mcp.types import CallToolResult, ImageContent, TextContent
+from mcp.types import CallToolResult, ImageContent, ResourceLink, TextContent
 
 from xai_mcp._pb.v1 import image_pb2
 from xai_mcp.emulator import png
@@ -36,6 +36,10 @@ def png_size(data: bytes) -> tuple[int, int]:
 
 def images_of(result: CallToolResult) -> list[ImageContent]:
     return [block for block in result.content if isinstance(block, ImageContent)]
+
+
+def links_of(result: CallToolResult) -> list[ResourceLink]:
+    return [block for block in result.content if isinstance(block, ResourceLink)]
 
 
 def text_of(result: CallToolResult) -> str:
@@ -85,6 +89,8 @@ async def test_inline_image_is_a_real_png_and_stays_out_of_structured_content(
             "size_bytes": len(picture),
             "url": None,
             "path": None,
+            "stored": None,
+            "storage_error": None,
         }
     ]
     # The base64 travels once, in the image block; the structured result stays tiny.
@@ -119,6 +125,8 @@ async def test_url_mode_returns_downloadable_urls_and_the_expiry_note(client: Cl
         assert item["url"] in text_of(result)
         assert png_size(await download(item["url"])) == (1024, 1024)
     assert last_request(emulator).format == image_pb2.IMG_FORMAT_URL
+    # Hosts that follow links get one per image; the URLs stay in text and structure as well.
+    assert [str(block.uri) for block in links_of(result)] == urls
 
 
 async def test_file_mode_stays_in_the_output_folder_and_never_overwrites(
@@ -143,6 +151,69 @@ async def test_file_mode_stays_in_the_output_folder_and_never_overwrites(
     assert first["images"][0]["size_bytes"] == paths[0].stat().st_size
     assert first["note"] is None
     assert last_request(emulator).format == image_pb2.IMG_FORMAT_BASE64
+
+
+async def test_file_mode_links_the_saved_file(client: Client, settings: Settings) -> None:
+    result = await client.call_tool("generate_image", {"prompt": "a linked owl", "output": "file"})
+    item = structured(result)["images"][0]
+    [block] = links_of(result)
+    assert str(block.uri) == Path(item["path"]).as_uri()
+    assert (block.mime_type, block.size, block.name) == ("image/png", item["size_bytes"], Path(item["path"]).name)
+    assert images_of(result) == []
+
+
+async def test_storage_options_round_trip(client: Client, emulator: Emulator) -> None:
+    result = await client.call_tool(
+        "generate_image",
+        {
+            "prompt": "a kept heron",
+            "n": 2,
+            "output": "url",
+            "storage": {
+                "filename": "heron.png",
+                "expires_after_seconds": 7200,
+                "public_url": True,
+                "public_url_expires_after_seconds": 3600,
+            },
+        },
+    )
+    data = structured(result)
+
+    options = last_request(emulator).storage_options
+    assert options.filename == "heron.png"
+    assert options.expires_after == 7200
+    assert options.public_url.expires_after == 3600
+    ids = set()
+    for item in data["images"]:
+        stored = item["stored"]
+        ids.add(stored["file_id"])
+        assert stored["filename"] == "heron.png"
+        assert stored["expires_at"].endswith("Z") and stored["public_url_expires_at"].endswith("Z")
+        assert stored["expires_at"] > stored["public_url_expires_at"]
+        assert stored["public_url"].startswith(emulator.media_url + "/media/")
+        assert png_size(await download(stored["public_url"])) == (1024, 1024)
+        assert stored["public_url"] in text_of(result) and stored["file_id"] in text_of(result)
+        assert item["storage_error"] is None
+    assert len(ids) == 2
+    public = {item["stored"]["public_url"] for item in data["images"]}
+    assert public <= {str(block.uri) for block in links_of(result)}
+
+
+async def test_storage_defaults_and_contradictions(client: Client, emulator: Emulator) -> None:
+    kept = structured(await client.call_tool("generate_image", {"prompt": "A quiet Pond!", "storage": {}}))
+    options = last_request(emulator).storage_options
+    assert options.filename == "a-quiet-pond"  # from the prompt when no name is given
+    assert not options.HasField("expires_after") and not options.HasField("public_url")
+    stored = kept["images"][0]["stored"]
+    assert stored["public_url"] is None and stored["expires_at"] is None and stored["file_id"]
+
+    wrong = await client.call_tool(
+        "generate_image", {"prompt": "x", "storage": {"public_url_expires_after_seconds": 60}}
+    )
+    assert "storage.public_url_expires_after_seconds: set storage.public_url to true" in error_text(wrong)
+    bad_name = await client.call_tool("generate_image", {"prompt": "x", "storage": {"filename": "a/b.png"}})
+    assert "filename" in error_text(bad_name)
+    assert emulator.calls["GenerateImage"] == 1
 
 
 async def test_an_unusable_output_folder_is_named_to_the_agent(client: Client, settings: Settings) -> None:

@@ -20,8 +20,8 @@ import grpc
 import grpc.aio
 
 from xai_mcp._pb.v1 import image_pb2, image_pb2_grpc, usage_pb2
-from xai_mcp.emulator import catalog, png
-from xai_mcp.emulator.env import Env, Rejected
+from xai_mcp.emulator import catalog, outputs, png
+from xai_mcp.emulator.env import Env, Rejected, bearer_key
 from xai_mcp.emulator.media_sources import fetch
 
 log = logging.getLogger(__name__)
@@ -144,9 +144,12 @@ def validate(request: image_pb2.GenerateImageRequest) -> catalog.Model:
     return model
 
 
-def generate(request: image_pb2.GenerateImageRequest, env: Env) -> image_pb2.ImageResponse:
-    """Generate (or edit) images for `request`. Pure apart from storing URL outputs in env.media."""
+def generate(request: image_pb2.GenerateImageRequest, env: Env, owner_key: str = "") -> image_pb2.ImageResponse:
+    """Generate (or edit) images for `request`. Pure apart from storing URL outputs in env.media
+    and, with storage_options, the images in the caller's (`owner_key`) files."""
     model = validate(request)
+    if request.HasField("storage_options"):
+        outputs.check(request.storage_options)
     sources = [_read_source(source, env) for source in _sources(request)]
 
     # Edits keep the first known source's aspect unless the request names one; AUTO, which
@@ -182,9 +185,11 @@ def generate(request: image_pb2.GenerateImageRequest, env: Env) -> image_pb2.Ima
             data = png.render(seed, width, height, variant=variant)
         if request.format == image_pb2.IMG_FORMAT_BASE64:
             payload = base64.b64encode(data).decode("ascii")
-            response.images.add(base64=f"data:image/png;base64,{payload}", respect_moderation=True)
+            image = response.images.add(base64=f"data:image/png;base64,{payload}", respect_moderation=True)
         else:  # IMG_FORMAT_URL, and URL for an unset format too (the SDK's default)
-            response.images.add(url=env.media.put(data, "image/png", ".png"), respect_moderation=True)
+            image = response.images.add(url=env.media.put(data, "image/png", ".png"), respect_moderation=True)
+        if request.HasField("storage_options"):
+            image.file_output.CopyFrom(outputs.keep(env, data, "image/png", ".png", request.storage_options, owner_key))
     log.debug("generated %d image(s) of %dx%d with %s", n, width, height, model.name)
     return response
 
@@ -199,7 +204,7 @@ class ImageService(image_pb2_grpc.ImageServicer):
         context: grpc.aio.ServicerContext[image_pb2.GenerateImageRequest, image_pb2.ImageResponse],
     ) -> image_pb2.ImageResponse:
         # Encoding up to ten 2K PNGs takes a while: keep the event loop free for other calls.
-        return await asyncio.to_thread(generate, request, self.env)
+        return await asyncio.to_thread(generate, request, self.env, bearer_key(context.invocation_metadata()))
 
 
 def add(server: grpc.aio.Server, env: Env) -> None:

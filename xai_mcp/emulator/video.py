@@ -11,6 +11,7 @@ polling loop relies on reading DONE, and so may a client that lost the first ans
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 from dataclasses import dataclass
 
@@ -18,8 +19,8 @@ import grpc
 import grpc.aio
 
 from xai_mcp._pb.v1 import deferred_pb2, image_pb2, usage_pb2, video_pb2, video_pb2_grpc
-from xai_mcp.emulator import catalog, h264, mp4
-from xai_mcp.emulator.env import Env, Rejected
+from xai_mcp.emulator import catalog, h264, mp4, outputs
+from xai_mcp.emulator.env import Env, Rejected, bearer_key
 from xai_mcp.emulator.media_sources import fetch
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,10 @@ DEFAULT_EXTENSION = 6  # seconds added by ExtendVideo when the request names non
 MAX_EXTENSION = 10
 ASSUMED_SOURCE_DURATION = 6  # for a source video the emulator cannot read
 MIN_SOURCE_DURATION, MAX_TOTAL_DURATION = 2, 30  # what xAI accepts as a video to extend
-HD_MODEL = "grok-imagine-video-1.5"  # the only model offering 1080p
+HD_MODEL = "grok-imagine-video-1.5"  # the only model offering 1080p, last_frame, keyframes and voices
+MAX_KEYFRAMES = 4
+MIN_KEYFRAME_GAP = 1 / 3  # seconds
+MAX_VOICES = 3
 FAIL_MARKER = "[[fail]]"  # the job runs its full time, then FAILED with internal_error
 MODERATION_MARKER = "[[moderate]]"  # FAILED with content_moderated on the first poll
 TICKS_PER_CENT = 10**8  # 1 tick = 1e-10 USD
@@ -129,6 +133,46 @@ def _image_source(content: image_pb2.ImageUrlContent, env: Env) -> None:
         fetch(content.image_url, env, what="image")
 
 
+def _needs_hd_model(model: catalog.Model, field: str) -> None:
+    if model.name != HD_MODEL:
+        raise Rejected(grpc.StatusCode.INVALID_ARGUMENT, f"{field} is not supported by {model.name}; use {HD_MODEL}")
+
+
+def _check_controls(request: video_pb2.GenerateVideoRequest, model: catalog.Model, duration: int, env: Env) -> None:
+    """last_frame, keyframes and reference voices, as xAI documents them (SDK 1.21.0)."""
+    if request.HasField("last_frame"):
+        _needs_hd_model(model, "last_frame")
+        _image_source(request.last_frame, env)
+    if request.keyframes:
+        _needs_hd_model(model, "keyframes")
+        if len(request.keyframes) > MAX_KEYFRAMES:
+            raise Rejected(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"at most {MAX_KEYFRAMES} keyframes are supported, got {len(request.keyframes)}",
+            )
+        for frame in request.keyframes:
+            if not 0 < frame.timestamp_s < duration:
+                raise Rejected(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    f"keyframe timestamp {frame.timestamp_s:g} must be strictly inside the {duration} s video",
+                )
+            if not frame.HasField("image") or frame.image.WhichOneof("source") is None:
+                raise Rejected(grpc.StatusCode.INVALID_ARGUMENT, "every keyframe needs an image")
+            _image_source(frame.image, env)
+        times = sorted(frame.timestamp_s for frame in request.keyframes)
+        if any(later - earlier < MIN_KEYFRAME_GAP - 1e-6 for earlier, later in itertools.pairwise(times)):
+            raise Rejected(grpc.StatusCode.INVALID_ARGUMENT, "keyframes must be at least 1/3 s apart")
+    if request.reference_audios:
+        _needs_hd_model(model, "reference_audios")
+        if len(request.reference_audios) > MAX_VOICES:
+            raise Rejected(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"at most {MAX_VOICES} reference audios are supported, got {len(request.reference_audios)}",
+            )
+        if any(not audio.voice_id.strip() for audio in request.reference_audios):
+            raise Rejected(grpc.StatusCode.INVALID_ARGUMENT, "a reference audio needs a voice_id")
+
+
 def _video_source(content: video_pb2.VideoUrlContent, env: Env) -> bytes | None:
     if content.WhichOneof("source") == "url":
         return fetch(content.url, env, what="video")
@@ -145,7 +189,13 @@ class _Output:
 
 
 def _result(
-    model: catalog.Model, prompt: str, output: _Output, billed_seconds: int, env: Env
+    model: catalog.Model,
+    prompt: str,
+    output: _Output,
+    billed_seconds: int,
+    env: Env,
+    storage: image_pb2.StorageOptions | None = None,
+    owner_key: str = "",
 ) -> video_pb2.VideoResponse:
     """The final response of a job: a served video, or the error the prompt's marker asks for."""
     if MODERATION_MARKER in prompt:
@@ -155,16 +205,29 @@ def _result(
     seed = f"{model.name}\x00{prompt}".encode()  # the prompt picks the colours
     data = render_mp4(output.seconds * 1000, *output.size, seed, audio=output.audio)
     url = env.media.put(data, "video/mp4", ".mp4")
+    video = video_pb2.GeneratedVideo(url=url, duration=output.seconds, respect_moderation=True)
+    if storage is not None:
+        video.file_output.CopyFrom(outputs.keep(env, data, "video/mp4", ".mp4", storage, owner_key))
     return video_pb2.VideoResponse(
-        video=video_pb2.GeneratedVideo(url=url, duration=output.seconds, respect_moderation=True),
+        video=video,
         model=model.name,
         usage=usage_pb2.SamplingUsage(cost_in_usd_ticks=billed_seconds * model.video_price_per_second * TICKS_PER_CENT),
         progress=100,
     )
 
 
-def render(request: video_pb2.GenerateVideoRequest, env: Env) -> video_pb2.VideoResponse:
-    """Validate a generation request and return its final response (error set if it FAILED)."""
+def _storage(request: video_pb2.GenerateVideoRequest | video_pb2.ExtendVideoRequest) -> image_pb2.StorageOptions | None:
+    if not request.HasField("storage_options"):
+        return None
+    outputs.check(request.storage_options)
+    return request.storage_options
+
+
+def render(request: video_pb2.GenerateVideoRequest, env: Env, owner_key: str = "") -> video_pb2.VideoResponse:
+    """Validate a generation request and return its final response (error set if it FAILED).
+
+    `owner_key` is the caller's API key, whose Files keep the video when storage is asked for.
+    """
     _check_prompt(request.prompt)
     model = _model(request.model)
     duration = request.duration if request.HasField("duration") else DEFAULT_DURATION
@@ -179,13 +242,15 @@ def render(request: video_pb2.GenerateVideoRequest, env: Env) -> video_pb2.Video
     _image_source(request.image, env)
     for reference in request.reference_images:
         _image_source(reference, env)
+    _check_controls(request, model, duration, env)
+    storage = _storage(request)
     _video_source(request.video, env)
     size = video_size(request.aspect_ratio, request.resolution)
     audio = request.generate_audio if request.HasField("generate_audio") else True  # xAI's default: with audio
-    return _result(model, request.prompt, _Output(duration, size, audio), duration, env)
+    return _result(model, request.prompt, _Output(duration, size, audio), duration, env, storage, owner_key)
 
 
-def render_extension(request: video_pb2.ExtendVideoRequest, env: Env) -> video_pb2.VideoResponse:
+def render_extension(request: video_pb2.ExtendVideoRequest, env: Env, owner_key: str = "") -> video_pb2.VideoResponse:
     """Validate an extension request and return its final response (error set if it FAILED).
 
     The result lasts the source's duration plus the extension, at most 30 s; only the added
@@ -200,6 +265,7 @@ def render_extension(request: video_pb2.ExtendVideoRequest, env: Env) -> video_p
         raise Rejected(
             grpc.StatusCode.INVALID_ARGUMENT, f"duration must be between 1 and {MAX_EXTENSION} seconds, got {added}"
         )
+    storage = _storage(request)
     data = _video_source(request.video, env)
     seconds = mp4.duration_seconds(data) if data is not None else None
     if seconds is not None and not MIN_SOURCE_DURATION <= seconds <= MAX_TOTAL_DURATION:
@@ -213,7 +279,7 @@ def render_extension(request: video_pb2.ExtendVideoRequest, env: Env) -> video_p
     # The source's frame size and sound, when the emulator can read them.
     size = _encodable((mp4.frame_size(data) if data is not None else None) or DEFAULT_SIZE)
     audio = b"soun" in mp4.handlers(data) if seconds is not None and data is not None else True
-    return _result(model, request.prompt, _Output(total, size, audio), total - source, env)
+    return _result(model, request.prompt, _Output(total, size, audio), total - source, env, storage, owner_key)
 
 
 # --- jobs ----------------------------------------------------------------------------------
@@ -255,14 +321,14 @@ class VideoService(video_pb2_grpc.VideoServicer):
         request: video_pb2.GenerateVideoRequest,
         context: grpc.aio.ServicerContext[video_pb2.GenerateVideoRequest, deferred_pb2.StartDeferredResponse],
     ) -> deferred_pb2.StartDeferredResponse:
-        return self._start(render(request, self.env))
+        return self._start(render(request, self.env, bearer_key(context.invocation_metadata())))
 
     async def ExtendVideo(
         self,
         request: video_pb2.ExtendVideoRequest,
         context: grpc.aio.ServicerContext[video_pb2.ExtendVideoRequest, deferred_pb2.StartDeferredResponse],
     ) -> deferred_pb2.StartDeferredResponse:
-        return self._start(render_extension(request, self.env))
+        return self._start(render_extension(request, self.env, bearer_key(context.invocation_metadata())))
 
     async def GetDeferredVideo(
         self,

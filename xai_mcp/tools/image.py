@@ -2,7 +2,8 @@
 
 Editing has no RPC of its own: it is GenerateImage with source images set (one in `image`,
 several in `images`, as xAI requires). Results come back inline (image blocks the host can
-show), as xAI's temporary URLs, or saved under the output folder.
+show), as xAI's temporary URLs, or saved under the output folder; URLs and saved files are also
+offered as resource links. With `storage`, xAI also keeps them in the user's Files.
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ from pydantic import BaseModel, Field
 from xai_mcp import media, rpc
 from xai_mcp._pb.v1 import image_pb2
 from xai_mcp.errors import ServerError
+from xai_mcp.media import slug
 from xai_mcp.sources import default_input_roots, resolve_image, sniff_image_type
 from xai_mcp.state import ToolContext
 from xai_mcp.tools._common import SPENDS, ToolSpec, app
+from xai_mcp.tools._media import Storage, StorageArg, StoredFile, link, stored_file, to_storage_options
 from xai_mcp.tools._units import cost_usd
 
 log = logging.getLogger(__name__)
@@ -110,6 +113,8 @@ class ImageItem(BaseModel):
     size_bytes: int | None = Field(default=None, description="Size of the image in bytes, when returned.")
     url: str | None = Field(default=None, description="xAI's temporary URL of the image (output 'url').")
     path: str | None = Field(default=None, description="Where the image was saved (output 'file').")
+    stored: StoredFile | None = Field(default=None, description="Where xAI keeps the image (when storage was asked).")
+    storage_error: str | None = Field(default=None, description="Why xAI could not store the image in Files.")
 
 
 class ImageResult(BaseModel):
@@ -127,6 +132,8 @@ class _Generated:
     """One image as xAI returned it: bytes (base64 mode), a URL (url mode), or nothing (withheld)."""
 
     moderated: bool
+    stored: StoredFile | None = None
+    storage_error: str | None = None
     mime_type: str | None = None
     encoded: str | None = None  # the bytes in base64 as xAI sent them: inline output passes them on
     size: int | None = None  # bytes once decoded
@@ -153,9 +160,13 @@ def _to_request(
     quality: Quality | None,
     output: Output,
     sources: Sequence[str] = (),
+    storage: Storage | None = None,
 ) -> image_pb2.GenerateImageRequest:
     """The GenerateImageRequest for a generation (no sources) or an edit (resolved source URLs)."""
     request = image_pb2.GenerateImageRequest(prompt=prompt, model=model, n=n, format=_FORMATS[output])
+    if storage is not None:
+        # No suffix by default: xAI picks the image format, and a wrong one would mislabel the file.
+        request.storage_options.CopyFrom(to_storage_options(storage, slug(prompt)))
     if aspect_ratio is not None:
         request.aspect_ratio = _ASPECT_RATIOS[aspect_ratio]
     if resolution is not None:
@@ -204,13 +215,15 @@ def _from_response(pb: image_pb2.ImageResponse) -> list[_Generated]:
     found: list[_Generated] = []
     for image in pb.images:
         kind = image.WhichOneof("image")
+        stored = stored_file(image.file_output) if image.HasField("file_output") else None
+        error = image.storage_error if image.HasField("storage_error") else None
         if not image.respect_moderation:
             found.append(_Generated(moderated=True))
         elif kind == "base64" and (data_url := image.base64):  # read once: each read copies megabytes
             mime, encoded, size = _read_data_url(data_url)
-            found.append(_Generated(moderated=False, mime_type=mime, encoded=encoded, size=size))
+            found.append(_Generated(False, stored, error, mime_type=mime, encoded=encoded, size=size))
         elif kind == "url" and image.url:
-            found.append(_Generated(moderated=False, url=image.url))
+            found.append(_Generated(False, stored, error, url=image.url))
         else:
             raise ServerError("xAI returned an image with neither data nor a URL.")
     return found
@@ -228,6 +241,11 @@ def _summary(result: ImageResult) -> str:
             lines.append(f"Image {item.index + 1} saved to {item.path}")
         elif item.url:
             lines.append(f"Image {item.index + 1}: {item.url}")
+        if item.stored:
+            public = f", public URL {item.stored.public_url}" if item.stored.public_url else ""
+            lines.append(f"Image {item.index + 1} stored in xAI Files as {item.stored.file_id}{public}")
+        if item.storage_error:
+            lines.append(f"Image {item.index + 1} could not be stored in xAI Files: {item.storage_error}")
     if result.note:
         lines.append(result.note)
     return "\n".join(lines)
@@ -246,14 +264,23 @@ async def _generate(
 
     items: list[ImageItem] = []
     blocks: list[ContentBlock] = []
+    links: list[ContentBlock] = []
     for index, image in enumerate(generated):
-        item = ImageItem(index=index, moderated=image.moderated, url=image.url, mime_type=image.mime_type)
+        item = ImageItem(
+            index=index,
+            moderated=image.moderated,
+            url=image.url,
+            mime_type=image.mime_type,
+            stored=image.stored,
+            storage_error=image.storage_error,
+        )
         if image.encoded is not None:
             item.size_bytes = image.size
             if output == "file":
                 suffix = _SUFFIXES.get(image.mime_type or "", ".png")
                 path = await media.save(state.settings.output_dir, request.prompt, suffix, image.data())
                 item.path = str(path)
+                links.append(link(item.path, image.mime_type or "image/png", size=image.size))
             else:
                 # The picture travels once, in the image block; structured content stays small.
                 blocks.append(
@@ -263,6 +290,10 @@ async def _generate(
                         mime_type=image.mime_type or "image/png",
                     )
                 )
+        elif image.url:
+            links.append(link(image.url, None, description="xAI's temporary URL of the image"))
+        if item.stored and item.stored.public_url:
+            links.append(link(item.stored.public_url, None, description="Public URL of the image in xAI Files"))
         items.append(item)
 
     result = ImageResult(
@@ -274,7 +305,7 @@ async def _generate(
     )
     log.info("%d image(s) from %s delivered as %s", len(items), result.model, output)
     return CallToolResult(
-        content=[TextContent(type="text", text=_summary(result)), *blocks],
+        content=[TextContent(type="text", text=_summary(result)), *blocks, *links],
         structured_content=result.model_dump(mode="json"),
     )
 
@@ -290,6 +321,7 @@ async def generate_image(
     resolution: ResolutionArg = None,
     quality: QualityArg = None,
     output: OutputArg = "inline",
+    storage: StorageArg = None,
     *,
     ctx: ToolContext,
 ) -> Annotated[CallToolResult, ImageResult]:
@@ -305,6 +337,7 @@ async def generate_image(
         resolution=resolution,
         quality=quality,
         output=output,
+        storage=storage,
     )
     return await _generate(ctx, request, output, tool="generate_image")
 
@@ -329,6 +362,7 @@ async def edit_image(
     resolution: ResolutionArg = None,
     quality: QualityArg = None,
     output: OutputArg = "inline",
+    storage: StorageArg = None,
     *,
     ctx: ToolContext,
 ) -> Annotated[CallToolResult, ImageResult]:
@@ -347,6 +381,7 @@ async def edit_image(
         quality=quality,
         output=output,
         sources=sources,
+        storage=storage,
     )
     return await _generate(ctx, request, output, tool="edit_image")
 
