@@ -43,9 +43,13 @@ def test_the_demo_tours_every_toolset_over_stdio(tmp_path):
     for toolset in TOOLSETS:  # a new toolset needs a demo step
         assert f"[{toolset}]" in done.stdout, toolset
     assert "video" in done.stdout and "% — about" in done.stdout  # progress written for a person
-    saved = list(tmp_path.glob("*.png"))
+    # What the demo makes goes to a folder of its own, not among the user's outputs.
+    assert [p.name for p in tmp_path.iterdir()] == ["demo"]
+    saved = list((tmp_path / "demo").glob("*.png"))
     assert len(saved) == 1 and saved[0].read_bytes().startswith(b"\x89PNG")
     assert str(saved[0]) in done.stdout
+    [video] = (tmp_path / "demo").glob("*.mp4")
+    assert video.read_bytes()[4:8] == b"ftyp" and str(video) in done.stdout
 
 
 def test_call_prints_a_readable_result_and_json_for_scripts(tmp_path):
@@ -62,6 +66,20 @@ def test_call_saves_inline_images_and_shows_their_paths(tmp_path):
     assert done.returncode == 0, done.stderr
     paths = [Path(p) for p in json.loads(done.stdout)["saved_files"]]
     assert len(paths) == 2 and all(p.parent == tmp_path and p.read_bytes()[:4] == b"\x89PNG" for p in paths)
+
+
+def test_call_keeps_a_video_as_a_file(tmp_path):
+    done = _run("call", "generate_video", "prompt=a red fox", "duration=2", "--emulator", "--json", output=tmp_path)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    path = Path(result["path"])
+    assert result["output"] == "file" and path.parent == tmp_path and path.read_bytes()[4:8] == b"ftyp"
+    # An explicit output is respected.
+    as_url = _run(
+        "call", "generate_video", "prompt=a fox", "duration=1", "output=url", "--emulator", "--json", output=tmp_path
+    )
+    assert as_url.returncode == 0, as_url.stderr
+    assert json.loads(as_url.stdout)["path"] is None and list(tmp_path.iterdir()) == [path]
 
 
 def test_call_reports_a_tool_error_on_stderr_with_exit_code_1(tmp_path):

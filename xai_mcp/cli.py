@@ -262,7 +262,7 @@ def _dispatch(command: str, args: argparse.Namespace, settings: Settings) -> int
     if command == "demo":
         from xai_mcp.shell import demo
 
-        return anyio.run(demo)
+        return anyio.run(demo, settings.output_dir)
     if command == "doctor":
         from xai_mcp.doctor import run_from_args  # imports grpc: only when asked for
 

@@ -36,7 +36,13 @@ def _host(url: str) -> str:
 
 
 async def download(
-    url: str, configured: Path, hint: str, suffix: str, *, limit: int = MAX_VIDEO_BYTES
+    url: str,
+    configured: Path,
+    hint: str,
+    suffix: str,
+    *,
+    limit: int = MAX_VIDEO_BYTES,
+    timeout: httpx2.Timeout = TIMEOUT,
 ) -> tuple[Path, int]:
     """Stream `url` into a new file under the output folder; return its path and size in bytes.
 
@@ -48,7 +54,7 @@ async def download(
     try:
         with anyio.fail_after(DEADLINE_SECONDS):
             async with (
-                httpx2.AsyncClient(timeout=TIMEOUT, follow_redirects=True) as client,
+                httpx2.AsyncClient(timeout=timeout, follow_redirects=True) as client,
                 client.stream("GET", url) as response,
             ):
                 if response.status_code != 200:
@@ -72,8 +78,8 @@ async def download(
     except TimeoutError:
         raise DownloadError(f"downloading from {host} timed out after {DEADLINE_SECONDS:.0f} s") from None
     except httpx2.TimeoutException:
-        raise DownloadError(f"downloading from {host} timed out (no data for {TIMEOUT.read:.0f} s)") from None
-    except httpx2.HTTPError as err:
+        raise DownloadError(f"downloading from {host} timed out (no answer for {timeout.read:g} s)") from None
+    except (httpx2.HTTPError, httpx2.InvalidURL) as err:
         raise DownloadError(f"downloading from {host} failed: {type(err).__name__}") from None
     finally:
         if fd >= 0:  # failed midway: no partial file left behind to be mistaken for the video

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from mcp import Client, StdioServerParameters
-from mcp.types import CallToolResult, ImageContent, TextContent
+from mcp.types import CallToolResult, ImageContent, TextContent, Tool
 
 from xai_mcp import media
 from xai_mcp.serve import backend
@@ -76,12 +76,26 @@ async def _progress_to_stderr(progress: float, total: float | None, message: str
     _write(f"  … {message or f'{progress:g}'}", sys.stderr)
 
 
+def keep_outputs(tools: Sequence[Tool], name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    """`arguments` asking for a saved file where the tool would otherwise return only a temporary URL.
+
+    A terminal call keeps what it makes: xAI's media URLs expire in about a day, and the
+    emulator's die with it when the command ends. An explicit `output` is left as given.
+    """
+    tool = next((t for t in tools if t.name == name), None)
+    output = (tool.input_schema.get("properties") or {}).get("output", {}) if tool else {}
+    if "output" not in arguments and output.get("default") == "url" and "file" in output.get("enum", ()):
+        return {**arguments, "output": "file"}
+    return arguments
+
+
 async def call_tool(settings: Settings, tool: str, pairs: Sequence[str], *, as_json: bool, emulator: bool) -> int:
     """Call one tool through the server (in process) and print its result. 1 on a tool error."""
     arguments = parse_arguments(pairs)
     async with backend(settings, emulator=emulator) as effective:
         server = create_server(effective, toolsets=parse_toolsets(effective.toolsets), read_only=effective.read_only)
         async with Client(server, mode="legacy") as client:
+            arguments = keep_outputs((await client.list_tools()).tools, tool, arguments)
             result = await client.call_tool(tool, arguments, progress_callback=_progress_to_stderr)
     if result.is_error:
         text = " ".join(b.text for b in result.content if isinstance(b, TextContent))
@@ -152,8 +166,8 @@ DEMO_STEPS: tuple[Step, ...] = (
     (
         "video",
         "generate_video",
-        {"prompt": "Waves rolling onto a beach", "duration": 4},
-        lambda r: f"{r['status']}: {r.get('url')} ({r.get('duration')} s, cost {_usd(r.get('cost_usd'))})",
+        {"prompt": "Waves rolling onto a beach", "duration": 4, "output": "file"},
+        lambda r: f"{r['status']}: saved {r.get('path')} ({r.get('duration')} s, cost {_usd(r.get('cost_usd'))})",
     ),
     (
         "batch",
@@ -214,12 +228,17 @@ DEMO_STEPS: tuple[Step, ...] = (
 )
 
 
-async def demo() -> int:
-    """Run the tour against `xai-mcp --emulator` over stdio, as a host would."""
+async def demo(output_dir: Path) -> int:
+    """Run the tour against `xai-mcp --emulator` over stdio, as a host would.
+
+    What it makes goes to `<output folder>/demo`, apart from the user's real outputs.
+    """
     env = {k: v for k, v in os.environ.items() if k.startswith(("XAI_MCP_", "PATH", "HOME", "LANG", "TMP"))}
     env.setdefault("XAI_MCP_STATE", "memory")  # the tour's jobs and spending are not the user's records
+    env["XAI_MCP_OUTPUT_DIR"] = str(output_dir.expanduser() / "demo")  # nor its files the user's outputs
     params = StdioServerParameters(command=sys.executable, args=["-m", "xai_mcp", "--emulator"], env=env)
     _write("xai-mcp demo: starting the server over stdio on the built-in emulator (no key, no network)")
+    _write(f"files it makes go to {env['XAI_MCP_OUTPUT_DIR']}")
     failures = 0
     started = time.monotonic()
     async with Client(params, mode="legacy") as client:

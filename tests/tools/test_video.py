@@ -196,8 +196,9 @@ async def test_bad_inputs_are_refused_before_anything_is_billed(
     assert "image" in error_text(both) and "not both" in error_text(both)
 
     local_video = await client.call_tool("generate_video", {"prompt": "x", "video": str(tmp_path / "clip.mp4")})
-    assert error_text(local_video).startswith("Error executing tool generate_video: video:")
-    assert "http(s) URL or a data URL" in error_text(local_video)
+    assert error_text(local_video).startswith("Error executing tool generate_video: video: no such file")
+    other_scheme = await client.call_tool("generate_video", {"prompt": "x", "video": "ftp://example.com/a.mp4"})
+    assert "video: only http(s) URLs, data URLs and local file paths" in error_text(other_scheme)
 
     bad_data = await client.call_tool("extend_video", {"prompt": "x", "video": "data:image/png;base64,AAAA"})
     assert "video: a data URL must look like data:video/mp4;base64" in error_text(bad_data)
