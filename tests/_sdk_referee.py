@@ -80,6 +80,19 @@ video = client.video.generate(
     interval=datetime.timedelta(milliseconds=100),
 )
 out["video"] = {"url": video.url, "duration": video.duration}
+# The newer controls and storage_options, as the SDK documents them.
+kept = client.video.generate(
+    prompt="A kept sunrise",
+    model="grok-imagine-video-1.5",
+    duration=3,
+    keyframes=[{"image_url": "https://example.com/middle.png", "timestamp": 1.5}],
+    last_frame_url="https://example.com/end.png",
+    reference_audios=[{"voice_id": "ara"}],
+    generate_audio=False,
+    storage_options={"filename": "sunrise.mp4", "expires_after": 3600, "public_url": True},
+    interval=datetime.timedelta(milliseconds=100),
+)
+out["kept_video"] = {"file_id": kept.file_output.file_id if kept.file_output else None, "public_url": kept.public_url}
 
 # Batch: create, add chat requests, wait, list results.
 batch = client.batch.create(batch_name="referee")

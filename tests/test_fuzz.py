@@ -172,7 +172,16 @@ def valid(schema: dict[str, Any], defs: dict[str, Any], extra: list[str], depth:
     if kind == "integer":
         return st.integers(schema.get("minimum", -(2**31)), schema.get("maximum", 2**31 - 1))
     if kind == "number":
-        return st.floats(schema.get("minimum", -1e9), schema.get("maximum", 1e9), allow_nan=False, allow_infinity=False)
+        low = schema.get("minimum", schema.get("exclusiveMinimum", -1e9))
+        high = schema.get("maximum", schema.get("exclusiveMaximum", 1e9))
+        return st.floats(
+            low,
+            high,
+            exclude_min="exclusiveMinimum" in schema,
+            exclude_max="exclusiveMaximum" in schema,
+            allow_nan=False,
+            allow_infinity=False,
+        )
     if kind == "string":
         return _string(schema, extra)
     if kind == "array":
@@ -213,7 +222,7 @@ def _plain(schema: dict[str, Any], defs: dict[str, Any]) -> Any:
         if kind == "integer":
             return variant.get("minimum", 1)
         if kind == "number":
-            return variant.get("minimum", 0.0)
+            return variant.get("minimum", variant.get("exclusiveMinimum", -1.0) + 1)
         if kind == "boolean":
             return False
         if kind == "array":

@@ -75,6 +75,18 @@ async def test_the_official_sdk_runs_its_documented_usage_against_the_emulator(e
     video = await anyio.to_thread.run_sync(_download, out["video"]["url"])
     assert (mp4.duration_seconds(video), mp4.frame_size(video)) == (5.0, (854, 480))  # xAI's defaults: 480p, 16:9
     assert mp4.handlers(video) == [b"vide", b"soun"]  # ffprobe checks these files in tests/emulator
+    kept = out["kept_video"]
+    assert kept["file_id"] and kept["public_url"].startswith(emulator.media_url + "/media/")
+    kept_request = emulator.requests("GenerateVideo")[-1]
+    assert kept_request.storage_options.filename == "sunrise.mp4" and kept_request.storage_options.expires_after == 3600
+    assert [(k.image.image_url, k.timestamp_s) for k in kept_request.keyframes] == [
+        ("https://example.com/middle.png", 1.5)
+    ]
+    assert kept_request.last_frame.image_url == "https://example.com/end.png"
+    assert [a.voice_id for a in kept_request.reference_audios] == ["ara"]
+    assert kept_request.generate_audio is False
+    kept_video = await anyio.to_thread.run_sync(_download, kept["public_url"])
+    assert mp4.duration_seconds(kept_video) == 3.0 and mp4.handlers(kept_video) == [b"vide"]
 
     batch = out["batch"]
     assert batch["ids"] == ["req-0", "req-1", "req-2"]

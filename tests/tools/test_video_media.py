@@ -132,9 +132,13 @@ async def test_a_failed_download_keeps_the_url_and_get_video_can_retry(
     client: Client, emulator: Emulator, settings: Settings
 ) -> None:
     pending = structured(
-        await client.call_tool("generate_video", {"prompt": "a heron", "duration": 2, "wait_seconds": 0})
+        await client.call_tool(
+            "generate_video", {"prompt": "a heron", "duration": 2, "wait_seconds": 0, "output": "file"}
+        )
     )
     request_id = pending["request_id"]
+    assert pending["status"] == "pending" and pending["path"] is None
+    assert f"request_id={request_id!r} output='file'" in pending["next_step"]
     served = dict(emulator.env.media.items)
     emulator.env.media.items.clear()  # the URL is gone (as after xAI's 24 hours) when the call downloads
 
@@ -263,6 +267,20 @@ async def test_extension_stores_under_a_name_from_the_prompt(client: Client, emu
     assert request.storage_options.filename == "the-kite-flies-away.mp4"
     assert extended["stored"]["filename"] == "the-kite-flies-away.mp4"
     assert extended["stored"]["public_url"] is None
+
+
+async def test_a_storage_failure_is_reported_and_the_video_still_delivered(client: Client) -> None:
+    result = await client.call_tool(
+        "generate_video", {"prompt": "[[storage-fail]] a kept owl", "duration": 1, "storage": {"public_url": True}}
+    )
+    data = structured(result)
+    assert data["status"] == "done" and data["url"]
+    assert data["stored"] is None
+    assert data["storage_error"] == "Failed to store the generated file (emulated storage failure)."
+    assert "could not store it in Files" in text_of(result)
+
+    image = structured(await client.call_tool("generate_image", {"prompt": "[[storage-fail]] owl", "storage": {}}))
+    assert image["images"][0]["stored"] is None and "storage failure" in image["images"][0]["storage_error"]
 
 
 # --- xAI's video controls ------------------------------------------------------------------

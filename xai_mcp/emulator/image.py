@@ -189,7 +189,7 @@ def generate(request: image_pb2.GenerateImageRequest, env: Env, owner_key: str =
         else:  # IMG_FORMAT_URL, and URL for an unset format too (the SDK's default)
             image = response.images.add(url=env.media.put(data, "image/png", ".png"), respect_moderation=True)
         if request.HasField("storage_options"):
-            image.file_output.CopyFrom(outputs.keep(env, data, "image/png", ".png", request.storage_options, owner_key))
+            outputs.attach(image, env, request.prompt, data, "image/png", ".png", request.storage_options, owner_key)
     log.debug("generated %d image(s) of %dx%d with %s", n, width, height, model.name)
     return response
 

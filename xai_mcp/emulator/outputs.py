@@ -12,10 +12,12 @@ from __future__ import annotations
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from xai_mcp._pb.v1 import image_pb2
+from xai_mcp._pb.v1 import image_pb2, video_pb2
 from xai_mcp.emulator.env import Env, Rejected
 
 MAX_FILENAME = 255
+STORAGE_FAIL_MARKER = "[[storage-fail]]"  # in a prompt: the media is made, storing it fails
+STORAGE_FAILURE = "Failed to store the generated file (emulated storage failure)."
 
 
 def check(options: image_pb2.StorageOptions) -> None:
@@ -34,6 +36,23 @@ def _stamp(seconds: float) -> Timestamp:
     stamp = Timestamp()
     stamp.FromSeconds(int(seconds))
     return stamp
+
+
+def attach(
+    target: image_pb2.GeneratedImage | video_pb2.GeneratedVideo,
+    env: Env,
+    prompt: str,
+    data: bytes,
+    mime: str,
+    suffix: str,
+    options: image_pb2.StorageOptions,
+    owner_key: str,
+) -> None:
+    """Keep `data` and set `target.file_output`, or `target.storage_error` as xAI does on failure."""
+    if STORAGE_FAIL_MARKER in prompt:
+        target.storage_error = STORAGE_FAILURE
+    else:
+        target.file_output.CopyFrom(keep(env, data, mime, suffix, options, owner_key))
 
 
 def keep(

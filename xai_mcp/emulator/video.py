@@ -207,7 +207,7 @@ def _result(
     url = env.media.put(data, "video/mp4", ".mp4")
     video = video_pb2.GeneratedVideo(url=url, duration=output.seconds, respect_moderation=True)
     if storage is not None:
-        video.file_output.CopyFrom(outputs.keep(env, data, "video/mp4", ".mp4", storage, owner_key))
+        outputs.attach(video, env, prompt, data, "video/mp4", ".mp4", storage, owner_key)
     return video_pb2.VideoResponse(
         video=video,
         model=model.name,

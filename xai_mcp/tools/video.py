@@ -355,6 +355,11 @@ async def _deliver(ctx: ToolContext, result: VideoResult, output: Output, hint: 
             result.path = str(path)
             result.size_bytes = size
             result.next_step = SAVED_NOTE
+    elif result.status == "pending" and output == "file":
+        result.next_step = (
+            f"Still running. Call get_video with request_id={result.request_id!r} output='file' to keep waiting "
+            "and save the video (free)."
+        )
     links: list[ContentBlock] = []
     if result.path:
         links.append(link(result.path, "video/mp4", size=result.size_bytes, description="The saved video"))
