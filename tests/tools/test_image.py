@@ -211,6 +211,8 @@ async def test_storage_defaults_and_contradictions(client: Client, emulator: Emu
         "generate_image", {"prompt": "x", "storage": {"public_url_expires_after_seconds": 60}}
     )
     assert "storage.public_url_expires_after_seconds: set storage.public_url to true" in error_text(wrong)
+    misspelt = await client.call_tool("generate_image", {"prompt": "x", "storage": {"filname": "a.png"}})
+    assert "filname" in error_text(misspelt) and "Extra inputs are not permitted" in error_text(misspelt)
     bad_name = await client.call_tool("generate_image", {"prompt": "x", "storage": {"filename": "a/b.png"}})
     assert "filename" in error_text(bad_name)
     assert emulator.calls["GenerateImage"] == 1

@@ -345,6 +345,8 @@ async def test_control_constraints_are_refused_before_anything_is_billed(
     assert "keyframes" in five
     zero = await refused({"keyframes": [{"image": frame, "at_seconds": 0}]})
     assert "keyframes.0.at_seconds" in zero
+    misspelt = await refused({"keyframes": [{"image": frame, "at_second": 1}]})
+    assert "at_second" in misspelt and "Extra inputs are not permitted" in misspelt
     voices = await refused({"reference_audios": ["ara", "rex", "sal", "eve"]})
     assert "reference_audios" in voices
     missing = await refused({"last_frame": str(tmp_path / "none.png")})

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated
 
 from mcp.types import ResourceLink
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from xai_mcp._pb.v1 import image_pb2
 from xai_mcp.errors import InputError
@@ -23,6 +23,8 @@ MAX_EXPIRY_SECONDS = 10 * 365 * 24 * 3600  # xAI documents no cap; ten years cat
 
 class Storage(BaseModel):
     """Keep the generated file in the user's xAI Files (billed as storage by xAI)."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt option must not be dropped silently
 
     filename: Annotated[
         str | None,

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Annotated, Literal
 
 from mcp.types import CallToolResult, ContentBlock, TextContent
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from xai_mcp import download, rpc
 from xai_mcp._pb.v1 import deferred_pb2, image_pb2, video_pb2
@@ -136,6 +136,8 @@ class VideoResult(BaseModel):
 
 class Keyframe(BaseModel):
     """An image the video passes through at a given moment."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt field must not be dropped silently
 
     image: Annotated[
         str,
