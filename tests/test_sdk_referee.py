@@ -107,12 +107,13 @@ async def test_the_official_sdk_runs_its_documented_usage_against_the_emulator(e
     notes_id = files["notes"]["id"]
     assert files["notes"] == {"name": "penguins.txt", "size": 41, "id": notes_id} and notes_id.startswith("file_")
     assert files["pdf_size"] == 9 + 7 * 1024 * 1024 and files["pdf_expires_in"] == 7200
-    # Sorted by filename, descending: the temporary "tmp....pdf" before "penguins.txt".
-    assert len(files["listed"]) == 2 and files["listed"] == sorted(files["listed"], reverse=True)
-    assert files["listed"][1] == "penguins.txt" and files["listed"][0].endswith(".pdf")
+    # Sorted by filename, descending: the temporary "tmp....pdf", the video kept with storage_options
+    # earlier, then "penguins.txt".
+    assert len(files["listed"]) == 3 and files["listed"] == sorted(files["listed"], reverse=True)
+    assert files["listed"][0].endswith(".pdf") and files["listed"][1:] == ["sunrise.mp4", "penguins.txt"]
     assert files["get"] == "penguins.txt" and files["content"] == "Penguins live in the southern hemisphere."
     assert files["pdf_content_ok"] is files["public_url_ok"] is files["revoked"] is files["deleted"] is True
-    assert files["after_delete"] == ["penguins.txt"]
+    assert sorted(files["after_delete"]) == ["penguins.txt", "sunrise.mp4"]
     assert emulator.handled["UploadFile"] == 3  # two uploads and upload_document's
 
     assert out["chat_file"] == {

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import grpc
 import httpx2
 import pytest
 from conftest import error_text, structured
@@ -25,7 +26,7 @@ from mcp import Client
 from mcp.types import CallToolResult, ResourceLink, TextContent
 
 from xai_mcp import download
-from xai_mcp._pb.v1 import image_pb2, video_pb2
+from xai_mcp._pb.v1 import files_pb2, files_pb2_grpc, image_pb2, video_pb2
 from xai_mcp.emulator import mp4, png
 from xai_mcp.emulator.config import EmulatorConfig
 from xai_mcp.emulator.server import Emulator
@@ -253,6 +254,21 @@ async def test_video_storage_round_trip(client: Client, emulator: Emulator) -> N
     assert data["storage_error"] is None
     assert stored["public_url"] in {str(link.uri) for link in links_of(result)}
     assert stored["file_id"] in text_of(result)
+
+
+async def test_stored_media_is_in_the_callers_files(client: Client, channel: grpc.aio.Channel) -> None:
+    """The emulator's Files service lists a kept video and serves its bytes, for the caller's key."""
+    data = structured(
+        await client.call_tool("generate_video", {"prompt": "a filed moon", "duration": 1, "storage": {}})
+    )
+    stub = files_pb2_grpc.FilesStub(channel)
+    listed = await stub.ListFiles(files_pb2.ListFilesRequest())
+    [entry] = [f for f in listed.data if f.id == data["stored"]["file_id"]]
+    assert entry.filename == "a-filed-moon.mp4" and not entry.HasField("public_url")
+    content = b"".join(
+        [chunk.data async for chunk in stub.RetrieveFileContent(files_pb2.RetrieveFileContentRequest(file_id=entry.id))]
+    )
+    assert content == await fetch(data["url"]) and entry.size == len(content)
 
 
 async def test_extension_stores_under_a_name_from_the_prompt(client: Client, emulator: Emulator) -> None:

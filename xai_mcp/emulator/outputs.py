@@ -1,10 +1,9 @@
 """Generated media kept in "Files" when a request carries storage_options (images and videos).
 
-One seam, `keep`, used by the Image and Video services: it stores the bytes, and answers the
-FileOutput xAI would (file id, name, expiry, public URL served by the emulator's loopback media
-server with its expiry). Until the emulator has a Files service, the store is the media store
-alone and ids come from the emulator's counter; the Files service takes this function over so
-kept media shows up in ListFiles.
+One seam, `keep`, used by the Image and Video services: it files the bytes in the caller's
+Files (the same store the Files service serves, so kept media shows up in ListFiles and can be
+downloaded, deleted or used as an input by file id) and answers the FileOutput xAI would: file
+id, name, expiry, and a public URL served by the emulator's loopback media server with its expiry.
 """
 
 from __future__ import annotations
@@ -14,6 +13,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from xai_mcp._pb.v1 import image_pb2, video_pb2
 from xai_mcp.emulator.env import Env, Rejected
+from xai_mcp.emulator.file_store import owner_of
 
 MAX_FILENAME = 255
 STORAGE_FAIL_MARKER = "[[storage-fail]]"  # in a prompt: the media is made, storing it fails
@@ -58,17 +58,23 @@ def attach(
 def keep(
     env: Env, data: bytes, mime: str, suffix: str, options: image_pb2.StorageOptions, owner_key: str
 ) -> image_pb2.FileOutput:
-    """Store `data` as the user's file `options.filename` and return where it is kept."""
-    del owner_key  # the Files service files it under its owner; the media store has none
-    now = env.wall()
-    file_id = env.new_id("file")
-    output = image_pb2.FileOutput(file_id=file_id, filename=options.filename)
-    if options.HasField("expires_after"):
-        output.expires_at.CopyFrom(_stamp(now + options.expires_after))
+    """File `data` as the caller's file `options.filename` and return where it is kept."""
+    expires_after = options.expires_after if options.HasField("expires_after") else None
+    stored = env.files.add(owner_of(owner_key), options.filename, data, expires_after)
+    stored.mime = mime  # what was made, whatever the name says
+    output = image_pb2.FileOutput(file_id=stored.id, filename=stored.filename)
+    if stored.expires_at is not None:
+        output.expires_at.CopyFrom(_stamp(stored.expires_at))
     if options.HasField("public_url"):
-        output.public_url = env.media.put(data, mime, suffix)
+        # A public URL cannot outlive its file: without its own expiry it ends with the file.
+        ends = stored.expires_at
         if options.public_url.HasField("expires_after"):
-            output.public_url_expires_at.CopyFrom(_stamp(now + options.public_url.expires_after))
-        elif options.HasField("expires_after"):  # a public URL cannot outlive its file
-            output.public_url_expires_at.CopyFrom(output.expires_at)
+            ends = stored.created_at + options.public_url.expires_after
+            if stored.expires_at is not None:
+                ends = min(ends, stored.expires_at)
+        stored.public_url = env.media.put(data, mime, suffix, expires_at=ends)
+        stored.public_url_expires_at = ends
+        output.public_url = stored.public_url
+        if ends is not None:
+            output.public_url_expires_at.CopyFrom(_stamp(ends))
     return output

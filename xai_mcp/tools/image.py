@@ -387,6 +387,11 @@ async def edit_image(
 
 
 TOOLS = [
-    ToolSpec(generate_image, SPENDS, "Generate images", "images from a prompt; output inline, as URLs, or saved files"),
+    ToolSpec(
+        generate_image,
+        SPENDS,
+        "Generate images",
+        "images from a prompt; output inline, as URLs, or saved files; optionally kept in xAI Files",
+    ),
     ToolSpec(edit_image, SPENDS, "Edit images", "edit one or more source images (URL, data URL or local file)"),
 ]

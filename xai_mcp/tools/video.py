@@ -575,8 +575,11 @@ TOOLS = [
         generate_video,
         SPENDS,
         "Generate a video",
-        "text/image/video to video; waits with progress, then returns the URL or a resumable handle",
+        "text/image/video to video, with reference images, keyframes, last frame, voices, sound on/off; "
+        "waits with progress, then returns the URL or saved file, or a resumable handle",
     ),
-    ToolSpec(extend_video, SPENDS, "Extend a video", "extend a video"),
-    ToolSpec(get_video, READ_ONLY, "Get a video job", "resume waiting on a video"),
+    ToolSpec(extend_video, SPENDS, "Extend a video", "extend a video (URL, data URL or local MP4)"),
+    ToolSpec(
+        get_video, READ_ONLY, "Get a video job", "resume waiting on a video; can save the finished video to a file"
+    ),
 ]
