@@ -20,6 +20,7 @@ import anyio
 from _helpers import structured
 from mcp import Client
 
+from xai_mcp.emulator import mp4
 from xai_mcp.server import create_server
 from xai_mcp.settings import Settings
 from xai_mcp.sources import MAX_IMAGE_BYTES
@@ -138,3 +139,29 @@ async def test_a_chat_attachment_and_an_upload_are_read_while_the_loop_keeps_ser
             await _call_while_ticking(client, gate, tool, arguments)
             assert gate.held == 1, f"{tool} never opened the file"
             assert gate.loop_moved, f"the event loop stood still while {tool} opened the file ({gate.opener_thread})"
+
+
+async def test_a_video_is_downloaded_while_the_loop_keeps_serving(settings: Settings) -> None:
+    output = settings.output_dir.resolve()
+    gate = _Gate(matches=lambda path: Path(path).parent == output and path.endswith(".mp4"))
+    async with Client(create_server(_settings(settings)), mode="legacy") as client:
+        data = await _call_while_ticking(
+            client, gate, "generate_video", {"prompt": "a fox", "duration": 1, "output": "file"}
+        )
+    saved = Path(data["path"])
+    assert saved.parent == output and saved.stat().st_size == data["size_bytes"] > 0
+    assert gate.held == 1, "the video file was never created"
+    assert gate.loop_moved, f"the event loop stood still while the video file was created (in {gate.opener_thread})"
+
+
+async def test_a_local_video_is_read_while_the_loop_keeps_serving(settings: Settings, tmp_path: Path) -> None:
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(mp4.write([mp4.silent_aac_track(3000)]))  # an MP4 of 3 s (sound only is enough here)
+    gate = _Gate(matches=lambda path: path == str(clip.resolve()))
+    async with Client(create_server(_settings(settings)), mode="legacy") as client:
+        data = await _call_while_ticking(
+            client, gate, "extend_video", {"video": str(clip), "prompt": "more", "duration": 1}
+        )
+    assert data["status"] == "done"
+    assert gate.held == 1, "the video file was never opened"
+    assert gate.loop_moved, f"the event loop stood still while the video file was read (in {gate.opener_thread})"
