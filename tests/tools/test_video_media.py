@@ -21,7 +21,7 @@ import anyio
 import grpc
 import httpx2
 import pytest
-from conftest import error_text, structured
+from _helpers import error_text, structured
 from mcp import Client
 from mcp.types import CallToolResult, ResourceLink, TextContent
 
