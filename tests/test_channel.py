@@ -11,12 +11,12 @@ from collections.abc import AsyncIterator
 import anyio
 import grpc
 import pytest
-from _helpers import TEST_KEY
+from _helpers import MANAGEMENT_KEY, TEST_KEY
 
 from xai_mcp import errors, rpc
 from xai_mcp._pb.v1 import chat_pb2, deferred_pb2, files_pb2, image_pb2, tokenize_pb2
 from xai_mcp.emulator.server import Emulator
-from xai_mcp.rpc import XaiClient, open_channel
+from xai_mcp.rpc import XaiClient, open_channel, open_management_channel
 from xai_mcp.settings import ConfigError, Settings
 
 S = grpc.StatusCode
@@ -33,6 +33,14 @@ async def xai(emulator: Emulator) -> AsyncIterator[XaiClient]:
     channel = open_channel(_settings(emulator.address))
     async with channel:
         yield XaiClient(channel, _settings(emulator.address), backoff=lambda attempt: 0.01)
+
+
+@pytest.fixture
+async def management(emulator: Emulator) -> AsyncIterator[XaiClient]:
+    """The management host's client (collections): the emulator serves it on the same address."""
+    settings = _settings(emulator.address, management_key=MANAGEMENT_KEY, management_api_host=emulator.address)
+    async with open_management_channel(settings) as channel:
+        yield XaiClient(channel, settings, backoff=lambda attempt: 0.01, management=True)
 
 
 def _chat(text: str = "hi") -> chat_pb2.GetCompletionsRequest:
@@ -74,9 +82,17 @@ def test_tls_is_the_default_and_a_bare_host_means_port_443():
 
 # Services whose protos exist but that no tool calls yet (issues 13 and 14 wire them): take a
 # service out of this set when its RPCs join rpc.RPCS.
-NOT_CALLED_YET = {"xai_api.Documents", "collections.Collections"}
-# RPCs of called services that no tool uses (the tools stream these answers instead).
-NOT_CALLED = {"/xai_api.Chat/GetCompletion", "/xai_api.Sample/SampleText"}
+NOT_CALLED_YET: set[str] = set()
+# RPCs of called services that no tool uses (the tools stream these answers instead, or have no
+# use for them yet: replacing a document's content, fetching documents in bulk, xAI writing a
+# collection's description).
+NOT_CALLED = {
+    "/xai_api.Chat/GetCompletion",
+    "/xai_api.Sample/SampleText",
+    "/collections.Collections/UpdateDocument",
+    "/collections.Collections/BatchGetDocuments",
+    "/collections.Collections/GenerateCollectionDescription",
+}
 
 
 def test_every_rpc_in_our_protos_is_declared_with_its_shape():
@@ -112,19 +128,20 @@ def test_a_declaration_that_drifts_from_the_descriptor_fails():
         declare(chat, "GetCompletions", chat_pb2.GetCompletionsRequest, chat_pb2.GetChatCompletionResponse)
 
 
-async def test_each_rpc_is_resent_by_its_retry_class(xai, emulator):
+async def test_each_rpc_is_resent_by_its_retry_class(xai, management, emulator):
     """Paid work is sent once on UNAVAILABLE; everything else is retried (the fault fires before
     the handler, so an empty request serves; what the retry then answers does not matter here)."""
     sent: dict[str, int] = {}
     for method in rpc.RPCS:
         emulator.inject(method.name, S.UNAVAILABLE, count=1)
+        client = management if method.path.startswith("/collections.") else xai
         try:
             if method.shape is rpc.Shape.SERVER_STREAMING:
-                [message async for message in xai.stream(method, method.request())]
+                [message async for message in client.stream(method, method.request())]
             elif method.shape is rpc.Shape.CLIENT_STREAMING:
-                await xai.send_stream(method, [method.request()])
+                await client.send_stream(method, [method.request()])
             else:
-                await xai.call(method, method.request())
+                await client.call(method, method.request())
         except errors.XaiError as err:
             assert ("not resent automatically" in str(err)) == (method.retry is rpc.Retry.PAID), method.name
         sent[method.name] = emulator.calls[method.name]
@@ -144,7 +161,9 @@ async def test_a_call_reaches_the_emulator_with_the_key(xai, emulator):
 def emulator_config():
     from xai_mcp.emulator.config import EmulatorConfig
 
-    return EmulatorConfig(api_key=TEST_KEY, deferred_seconds=0.3, video_seconds=0.6, batch_seconds=0.3)
+    return EmulatorConfig(
+        api_key=TEST_KEY, management_key=MANAGEMENT_KEY, deferred_seconds=0.3, video_seconds=0.6, batch_seconds=0.3
+    )
 
 
 async def test_a_wrong_key_is_an_auth_error_that_never_shows_the_key(emulator):

@@ -151,7 +151,12 @@ def test_readme_carries_the_registry_name_for_pypi_ownership(server_json):
 
 
 def _field(variable: str) -> str:
-    aliases = {"XAI_API_KEY": "api_key", "XAI_API_HOST": "api_host"}
+    aliases = {
+        "XAI_API_KEY": "api_key",
+        "XAI_API_HOST": "api_host",
+        "XAI_MANAGEMENT_KEY": "management_key",
+        "XAI_MANAGEMENT_API_HOST": "management_api_host",
+    }
     return aliases.get(variable) or variable.removeprefix("XAI_MCP_").lower()
 
 
@@ -161,7 +166,7 @@ def test_environment_variables_are_real_settings_with_their_defaults(server_json
     for variable in variables:
         assert _field(variable["name"]) in fields, variable["name"]
     secret = [v["name"] for v in variables if v.get("isSecret")]
-    assert secret == ["XAI_API_KEY"]
+    assert secret == ["XAI_API_KEY", "XAI_MANAGEMENT_KEY"]
     # The documented defaults, given as environment, produce Settings' own defaults.
     for variable in variables:
         if "default" in variable:
@@ -185,7 +190,15 @@ def test_manifest_passes_the_key_as_a_sensitive_setting_through_the_environment(
 
 
 async def test_manifest_lists_the_servers_tools_with_their_titles(manifest, tmp_path):
-    settings = Settings(api_key=TEST_KEY, api_host="127.0.0.1:9", insecure=True, output_dir=tmp_path)
+    # With a management key, as the manifest lets the user give one: the collections toolset is served.
+    settings = Settings(
+        api_key=TEST_KEY,
+        api_host="127.0.0.1:9",
+        insecure=True,
+        output_dir=tmp_path,
+        management_key="xai-manifest-management-key",
+        management_api_host="127.0.0.1:9",
+    )
     async with Client(create_server(settings)) as client:
         tools = (await client.list_tools()).tools
     assert [(t["name"], t["description"]) for t in manifest["tools"]] == [(t.name, t.title) for t in tools]

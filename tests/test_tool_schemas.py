@@ -23,7 +23,14 @@ SNAPSHOTS = Path(__file__).with_name("snapshots") / "tools"
 # Derived from the toolset table; the snapshots (one file per tool) pin the names independently.
 CATALOG = {toolset.id: [spec.name for spec in toolset.tools()] for toolset in TOOLSET_TABLE}
 SPENDS = {spec.name: spec.spends for toolset in TOOLSET_TABLE for spec in toolset.tools()}
-OFFLINE = settings_from(api_key="snapshot-key", api_host="127.0.0.1:9", insecure=True)
+# With a management key, so the collections toolset (served only then) is listed too.
+OFFLINE = settings_from(
+    api_key="snapshot-key",
+    api_host="127.0.0.1:9",
+    insecure=True,
+    management_key="snapshot-management-key",
+    management_api_host="127.0.0.1:9",
+)
 
 
 async def _tools(**options) -> list:
@@ -75,7 +82,7 @@ async def test_every_tool_is_described_bounded_and_honestly_annotated():
         assert hints is not None and hints.open_world_hint is (tool.name not in CATALOG["jobs"]), tool.name
         if tool.name.startswith(("list_", "get_", "tokenize_")):
             assert hints.read_only_hint is True, tool.name
-        elif tool.name.startswith(("delete_", "cancel_")):
+        elif tool.name.startswith(("delete_", "cancel_", "remove_")):
             assert hints.destructive_hint is True and hints.read_only_hint is False, tool.name
         else:
             assert hints.read_only_hint is False and hints.idempotent_hint is False, tool.name

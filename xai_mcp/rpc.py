@@ -60,7 +60,9 @@ from xai_mcp._pb.v1 import (
     auth_pb2,
     batch_pb2,
     chat_pb2,
+    collections_pb2,
     deferred_pb2,
+    documents_pb2,
     embed_pb2,
     files_pb2,
     image_pb2,
@@ -228,6 +230,8 @@ _TOKENIZE = _service(tokenize_pb2, "Tokenize")
 _SAMPLE = _service(sample_pb2, "Sample")
 _EMBEDDER = _service(embed_pb2, "Embedder")
 _FILES = _service(files_pb2, "Files")
+_DOCUMENTS = _service(documents_pb2, "Documents")
+_COLLECTIONS = _service(collections_pb2, "Collections")  # on the management host, with the management key
 
 # What NOT_FOUND means for a call. Most calls name a model, and a wrong model name is the
 # usual cause; the ids an agent holds (deferred, stored, batch) each have their own story.
@@ -250,6 +254,11 @@ _NO_BATCH = (
 _NO_FILE = (
     "xAI has no {subject} for this API key: it was deleted, it expired, or it was never uploaded "
     "(files belong to the key that uploaded them). list_files shows your files."
+)
+_NO_COLLECTION = "xAI has no {subject} ({details}). list_collections shows your collection ids."
+_NO_DOCUMENT = (
+    "xAI has no {subject} ({details}). list_documents shows the documents of a collection, "
+    "list_collections the collection ids."
 )
 # Adding requests names a batch and, in each request, a model: either can be the missing one.
 _NO_BATCH_OR_MODEL = _NO_MODEL + " list_batches shows your batch ids."
@@ -482,6 +491,109 @@ REVOKE_PUBLIC_URL = declare(
 )
 
 # Every RPC we call. The protos define a few more (GetCompletion, SampleText) that no tool uses.
+# Documents (API host, API key): search over the documents of collections.
+SEARCH_DOCUMENTS = declare(
+    _DOCUMENTS,
+    "Search",
+    documents_pb2.SearchRequest,
+    documents_pb2.SearchResponse,
+    _SAFE,
+    "document search",
+    _NO_COLLECTION,
+)
+# Collections (management host, management key). Creating a collection or adding a document is
+# not idempotent (a resend could make a second collection), so it is sent once, like paid work.
+CREATE_COLLECTION = declare(
+    _COLLECTIONS,
+    "CreateCollection",
+    collections_pb2.CreateCollectionRequest,
+    collections_pb2.CollectionMetadata,
+    _PAID,
+    "collection creation",
+    _NO_COLLECTION,
+)
+LIST_COLLECTIONS = declare(
+    _COLLECTIONS,
+    "ListCollections",
+    collections_pb2.ListCollectionsRequest,
+    collections_pb2.ListCollectionsResponse,
+    _SAFE,
+    "collection listing",
+    _NO_COLLECTION,
+)
+GET_COLLECTION = declare(
+    _COLLECTIONS,
+    "GetCollectionMetadata",
+    collections_pb2.GetCollectionMetadataRequest,
+    collections_pb2.CollectionMetadata,
+    _SAFE,
+    "collection",
+    _NO_COLLECTION,
+)
+UPDATE_COLLECTION = declare(
+    _COLLECTIONS,
+    "UpdateCollection",
+    collections_pb2.UpdateCollectionRequest,
+    collections_pb2.CollectionMetadata,
+    _SAFE,
+    "collection update",
+    _NO_COLLECTION,
+)
+DELETE_COLLECTION = declare(
+    _COLLECTIONS,
+    "DeleteCollection",
+    collections_pb2.DeleteCollectionRequest,
+    _Empty,
+    _SAFE,
+    "collection deletion",
+    _NO_COLLECTION,
+)
+ADD_DOCUMENT = declare(
+    _COLLECTIONS,
+    "AddDocumentToCollection",
+    collections_pb2.AddDocumentToCollectionRequest,
+    _Empty,
+    _PAID,
+    "document addition",
+    "xAI could not find {subject} ({details}). Check the collection id (list_collections) and the file id.",
+)
+REMOVE_DOCUMENT = declare(
+    _COLLECTIONS,
+    "RemoveDocumentFromCollection",
+    collections_pb2.RemoveDocumentFromCollectionRequest,
+    _Empty,
+    _SAFE,
+    "document removal",
+    _NO_DOCUMENT,
+)
+LIST_DOCUMENTS = declare(
+    _COLLECTIONS,
+    "ListDocuments",
+    collections_pb2.ListDocumentsRequest,
+    collections_pb2.ListDocumentsResponse,
+    _SAFE,
+    "document listing",
+    _NO_COLLECTION,
+)
+GET_DOCUMENT = declare(
+    _COLLECTIONS,
+    "GetDocumentMetadata",
+    collections_pb2.GetDocumentMetadataRequest,
+    collections_pb2.DocumentMetadata,
+    _SAFE,
+    "document",
+    _NO_DOCUMENT,
+)
+REINDEX_DOCUMENT = declare(
+    _COLLECTIONS,
+    "ReIndexDocument",
+    collections_pb2.ReIndexDocumentRequest,
+    _Empty,
+    _PAID,
+    "document re-indexing",
+    _NO_DOCUMENT,
+)
+
 RPCS: tuple[Rpc[Any, Any], ...] = (
     GET_COMPLETION_CHUNK,
     START_DEFERRED_COMPLETION,
@@ -517,6 +629,17 @@ RPCS: tuple[Rpc[Any, Any], ...] = (
     RETRIEVE_FILE_CONTENT,
     CREATE_PUBLIC_URL,
     REVOKE_PUBLIC_URL,
+    SEARCH_DOCUMENTS,
+    CREATE_COLLECTION,
+    LIST_COLLECTIONS,
+    GET_COLLECTION,
+    UPDATE_COLLECTION,
+    DELETE_COLLECTION,
+    ADD_DOCUMENT,
+    REMOVE_DOCUMENT,
+    LIST_DOCUMENTS,
+    GET_DOCUMENT,
+    REINDEX_DOCUMENT,
 )
 
 
@@ -531,7 +654,20 @@ def open_channel(settings: Settings, extra_options: tuple[tuple[str, Any], ...] 
     (Settings.target refuses anything else); gRPC's local credentials refuse a non-local peer.
     The API key is not part of the channel: `XaiClient` sends it with each call (see there).
     """
-    host, port = settings.target()
+    return _channel(settings, settings.target(), extra_options)
+
+
+def open_management_channel(settings: Settings) -> grpc.aio.Channel:
+    """Open the channel to xAI's management host (collections), by the same rules as `open_channel`.
+
+    One channel, not a pool: management calls are few, small and never paid work in flight."""
+    return _channel(settings, settings.management_target())
+
+
+def _channel(
+    settings: Settings, endpoint: tuple[str, int], extra_options: tuple[tuple[str, Any], ...] = ()
+) -> grpc.aio.Channel:
+    host, port = endpoint
     transport = (
         grpc.local_channel_credentials(grpc.LocalConnectionType.LOCAL_TCP)
         if settings.insecure
@@ -574,7 +710,12 @@ class _Turn:
 
 
 class XaiClient:
-    """Typed calls over a `ChannelPool` (or one channel). Every call has a deadline; failures raise `XaiError`."""
+    """Typed calls over a `ChannelPool` (or one channel). Every call has a deadline; failures raise `XaiError`.
+
+    With `management`, the client of the management host (collections): it sends the
+    management key instead of the API key, and its messages name the management variables.
+    Each key goes only over its own channel; both are scrubbed from every message.
+    """
 
     def __init__(
         self,
@@ -583,10 +724,13 @@ class XaiClient:
         *,
         backoff: Callable[[int], float] | None = None,
         metrics: Metrics | None = None,
+        management: bool = False,
     ) -> None:
         self.pool = channels if isinstance(channels, ChannelPool) else ChannelPool(channels)
         self.settings = settings
         self.metrics = metrics or Metrics.off()
+        self.management = management
+        self.host = settings.management_api_host if management else settings.api_host
         self._backoff = backoff or _backoff
         # Paid calls running at once in this process: each may hold a whole answer (ten inline
         # images) in memory until its tool returns, so many at once grew a server past 2 GiB.
@@ -594,21 +738,26 @@ class XaiClient:
         self._kept: dict[asyncio.Task[Any], object] = {}  # tasks keeping a slot for a large answer
 
     def _metadata(self) -> tuple[tuple[str, str], ...]:
-        """The call's credentials: the key `keys.current_key` picks (the server's, or the HTTP client's).
+        """The call's credentials: the key `keys.current_key` picks (the server's, or the HTTP client's);
+        on the management client, always the server's management key (it never sends an API key).
 
         Sent with each call as metadata, not as channel call credentials: grpc runs a
         call-credentials plugin on a new thread for every call, which cost a third of the
         server's throughput (measured with `xai-mcp bench`). The channel is TLS (or local)."""
+        if self.management:
+            key = self.settings.management() or ""
+            return (("authorization", f"Bearer {key}"),) if key else ()
         return (("authorization", f"Bearer {current_key(self.settings)}"),)
 
     def _secrets(self) -> tuple[str, ...]:
-        """What must never appear in an error message: the server's key and this call's key."""
+        """What must never appear in an error message: the server's keys and this call's key."""
         own = self.settings.api_key.get_secret_value() if self.settings.api_key else ""
+        managing = self.settings.management_key.get_secret_value() if self.settings.management_key else ""
         try:
             mine = current_key(self.settings)
         except UserError:
             mine = ""
-        return tuple(s for s in {own, own.strip(), mine} if s)
+        return tuple(s for s in {own, own.strip(), managing, managing.strip(), mine} if s)
 
     def _callable(self, rpc: Rpc[Req, Resp], shape: Shape, lane: Lane) -> Any:
         if rpc.shape is not shape:
@@ -676,12 +825,14 @@ class XaiClient:
             what=rpc.label,
             subject=subject,
             timeout=timeout,
-            host=self.settings.api_host,
+            host=self.host,
             secrets=self._secrets(),
             not_found=rpc.not_found,
             paid=rpc.retry is Retry.PAID,
         )
         self.metrics.rpc_errors.labels(rpc.name, error.code.name if error.code else "UNKNOWN").inc()
+        if self.management:  # the messages name the API's variables: point at the management ones
+            error.reword(_for_management(error.message))
         # Answers about the request itself (a wrong name, a bad value) are routine for an agent.
         routine = error.code in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT)
         log.log(
@@ -707,12 +858,14 @@ class XaiClient:
             await anyio.sleep(CONNECT_POLL)
             if lane.channel.get_state(try_to_connect=True) is grpc.ChannelConnectivity.READY:
                 return
-        log.warning("%s not sent: no connection to %s within %.1f s", rpc.name, self.settings.api_host, waited)
-        raise not_connected(what=rpc.label, host=self.settings.api_host, waited=round(waited, 1))
+        log.warning("%s not sent: no connection to %s within %.1f s", rpc.name, self.host, waited)
+        error = not_connected(what=rpc.label, host=self.host, waited=round(waited, 1))
+        raise error.reword(_for_management(error.message)) if self.management else error
 
     def _unreadable(self, rpc: Rpc[Any, Any]) -> XaiError:
         log.warning("%s failed: the answer is not a valid %s", rpc.name, rpc.response.__name__)
-        return unreadable_answer(what=rpc.label, host=self.settings.api_host)
+        error = unreadable_answer(what=rpc.label, host=self.host)
+        return error.reword(_for_management(error.message)) if self.management else error
 
     def _retry_delay(self, rpc: Rpc[Any, Any], err: grpc.RpcError, attempt: int, deadline: float) -> float | None:
         """Seconds to wait before the next attempt, or None when the call must not be retried."""
@@ -875,6 +1028,22 @@ _FACTORIES: dict[Shape, Callable[[grpc.aio.Channel], Callable[..., Any]]] = {
     Shape.CLIENT_STREAMING: lambda channel: channel.stream_unary,
     Shape.BIDI_STREAMING: lambda channel: channel.stream_stream,
 }
+
+
+_MANAGEMENT_WORDS = (
+    ("XAI_API_KEY", "XAI_MANAGEMENT_KEY"),
+    ("XAI_API_HOST", "XAI_MANAGEMENT_API_HOST"),
+    ("xAI API key", "xAI management key"),
+    ("the API key", "the management key"),
+    ("get_api_key_info shows its permissions", "the xAI console shows its permissions"),
+)
+
+
+def _for_management(message: str) -> str:
+    """An error message about the management host, naming its key and host variables."""
+    for api, management in _MANAGEMENT_WORDS:
+        message = message.replace(api, management)
+    return message
 
 
 def _messages(count: int) -> str:

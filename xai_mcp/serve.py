@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # the HTTP stack is imported only when serving HTTP: stdio st
 log = logging.getLogger(__name__)
 
 EMULATOR_KEY = "xai-emulator-key"
+EMULATOR_MANAGEMENT_KEY = "xai-emulator-management-key"
 _LOOPBACK_HOSTS = ("127.0.0.1:*", "localhost:*", "[::1]:*")
 
 
@@ -42,10 +43,20 @@ async def backend(settings: Settings, *, emulator: bool) -> AsyncIterator[Settin
     from xai_mcp.emulator.config import EmulatorConfig
     from xai_mcp.emulator.server import Emulator
 
-    async with Emulator(EmulatorConfig(video_seconds=6.0, deferred_seconds=2.0, batch_seconds=2.0)) as emu:
+    config = EmulatorConfig(
+        video_seconds=6.0, deferred_seconds=2.0, batch_seconds=2.0, management_key=EMULATOR_MANAGEMENT_KEY
+    )
+    async with Emulator(config) as emu:
         log.info("serving against the built-in emulator at %s (no xAI key needed)", emu.address)
+        # One address serves both hosts; the emulator tells the keys apart, as xAI's two hosts do.
         yield settings.model_copy(
-            update={"api_host": emu.address, "insecure": True, "api_key": SecretStr(EMULATOR_KEY)}
+            update={
+                "api_host": emu.address,
+                "management_api_host": emu.address,
+                "insecure": True,
+                "api_key": SecretStr(EMULATOR_KEY),
+                "management_key": SecretStr(EMULATOR_MANAGEMENT_KEY),
+            }
         )
 
 

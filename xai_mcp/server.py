@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
+import grpc.aio
 from mcp.server import MCPServer
 from mcp.server.auth.provider import AccessToken, TokenVerifier
 from mcp.server.auth.settings import AuthSettings
@@ -18,7 +19,7 @@ from xai_mcp.books import Books
 from xai_mcp.channels import ChannelPool
 from xai_mcp.keys import SCOPE, XaiKeyBearer
 from xai_mcp.metrics import Metrics
-from xai_mcp.rpc import XaiClient, open_pool
+from xai_mcp.rpc import XaiClient, open_management_channel, open_pool
 from xai_mcp.settings import Settings
 from xai_mcp.state import AppContext
 from xai_mcp.tools import CATALOG, register_toolsets
@@ -61,6 +62,7 @@ def create_server(
     toolsets: Sequence[str] | None = None,
     read_only: bool = False,
     channel_factory: ChannelFactory = open_pool,
+    management_channel_factory: Callable[[Settings], grpc.aio.Channel] = open_management_channel,
     closed: anyio.Event | None = None,
     books: Books | None = None,
     metrics: Metrics | None = None,
@@ -73,6 +75,8 @@ def create_server(
     per-user keys (`XAI_MCP_HTTP_AUTH=xai-key`), each carries its own xAI key and the server has none.
     `books` (the state store's bookkeeping) is made here unless given; it opens the store only on
     first use, so nothing here or in the lifespan waits for it.
+    With a management key, a channel also goes to the management host (collections), and only it
+    carries that key.
     """
     if not settings.per_user_keys:
         settings.key()
@@ -80,6 +84,9 @@ def create_server(
     settings.state_location()
     kept = books or Books(settings)
     recorder = metrics or Metrics.off()
+    managing = settings.management() is not None
+    if managing:
+        settings.management_target()
 
     @asynccontextmanager
     async def lifespan(server: MCPServer) -> AsyncIterator[AppContext]:
@@ -91,13 +98,25 @@ def create_server(
         # delay every host's start-up. Awaiting channel_ready() in a task instead left grpc
         # callbacks aimed at the event loop after it closed.
         pool.connect()
+        # The management channel connects on first use: most sessions never manage collections.
+        management = ChannelPool(management_channel_factory(settings)) if managing else None
         try:
             xai = XaiClient(pool, settings, metrics=recorder)
-            yield AppContext(xai=xai, settings=settings, books=kept, metrics=recorder)
+            yield AppContext(
+                xai=xai,
+                settings=settings,
+                books=kept,
+                metrics=recorder,
+                management=XaiClient(management, settings, metrics=recorder, management=True)
+                if management is not None
+                else None,
+            )
         finally:
             with anyio.CancelScope(shield=True):
                 await pool.close()
                 await kept.aclose()
+                if management is not None:
+                    await management.close()
             if closed is not None:
                 closed.set()
 
@@ -123,7 +142,7 @@ def create_server(
         log_level=settings.log_level,
         **auth,
     )
-    names = register_toolsets(server, toolsets, read_only=read_only, metrics=recorder)
+    names = register_toolsets(server, toolsets, read_only=read_only, metrics=recorder, management=managing)
     log.info(
         "serving %d tools from toolsets %s%s",
         len(names),

@@ -15,6 +15,7 @@ from xai_mcp.tools import TOOLSETS
 DEFAULT_HOST = "api.x.ai:443"
 MIN_TOKEN_LENGTH = 32
 _MAKE_TOKEN = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
+DEFAULT_MANAGEMENT_HOST = "management-api.x.ai:443"
 
 
 class ConfigError(UserError):
@@ -26,8 +27,8 @@ def _default_output_dir() -> Path:
     return Path.home() / ".cache" / "xai-mcp" / "output"
 
 
-def split_host(target: str) -> tuple[str, int]:
-    """Split "host:port" (or "[v6]:port", or a bare host meaning port 443)."""
+def split_host(target: str, variable: str = "XAI_API_HOST", example: str = DEFAULT_HOST) -> tuple[str, int]:
+    """Split "host:port" (or "[v6]:port", or a bare host meaning port 443); errors name `variable`."""
     if target.startswith("["):
         host, _, rest = target[1:].partition("]")
         port = rest.removeprefix(":")
@@ -36,13 +37,13 @@ def split_host(target: str) -> tuple[str, int]:
     else:
         host, port = target, ""
     if not host:
-        raise ConfigError(f"XAI_API_HOST {target!r} has no host name; expected host:port, e.g. {DEFAULT_HOST}")
+        raise ConfigError(f"{variable} {target!r} has no host name; expected host:port, e.g. {example}")
     try:
         number = int(port) if port else 443
     except ValueError:
-        raise ConfigError(f"XAI_API_HOST {target!r} has a bad port; expected host:port, e.g. {DEFAULT_HOST}") from None
+        raise ConfigError(f"{variable} {target!r} has a bad port; expected host:port, e.g. {example}") from None
     if not 0 < number < 65536:
-        raise ConfigError(f"XAI_API_HOST {target!r} has a port out of range")
+        raise ConfigError(f"{variable} {target!r} has a port out of range")
     return host, number
 
 
@@ -71,9 +72,26 @@ class Settings(BaseSettings):
             description="xAI gRPC endpoint as host:port (XAI_API_HOST).",
         ),
     ] = DEFAULT_HOST
+    management_key: Annotated[
+        SecretStr | None,
+        Field(
+            validation_alias="XAI_MANAGEMENT_KEY",
+            description="xAI management key (XAI_MANAGEMENT_KEY); serves the collections toolset when set.",
+        ),
+    ] = None
+    management_api_host: Annotated[
+        str,
+        Field(
+            validation_alias="XAI_MANAGEMENT_API_HOST",
+            description="xAI management gRPC endpoint (collections) as host:port (XAI_MANAGEMENT_API_HOST).",
+        ),
+    ] = DEFAULT_MANAGEMENT_HOST
     insecure: Annotated[
         bool,
-        Field(description="Plaintext gRPC, for a local emulator only: refused unless the host is loopback."),
+        Field(
+            description="Plaintext gRPC, for a local emulator only: refused unless the host (and management host) "
+            "is loopback."
+        ),
     ] = False
     rpc_timeout: Annotated[
         float,
@@ -211,13 +229,29 @@ class Settings(BaseSettings):
             )
         return value
 
+    def management(self) -> str | None:
+        """The management key, or None when the collections toolset is not configured."""
+        if self.management_key is None or not self.management_key.get_secret_value().strip():
+            return None
+        return self.management_key.get_secret_value().strip()
+
     def target(self) -> tuple[str, int]:
         """The endpoint, validated: plaintext is allowed only to a loopback address."""
-        host, port = split_host(self.api_host.strip())
+        return self._endpoint(self.api_host, "XAI_API_HOST", DEFAULT_HOST, "API key")
+
+    def management_target(self) -> tuple[str, int]:
+        """The management endpoint (collections), validated by the same rules as `target`."""
+        return self._endpoint(
+            self.management_api_host, "XAI_MANAGEMENT_API_HOST", DEFAULT_MANAGEMENT_HOST, "management key"
+        )
+
+    def _endpoint(self, value: str, variable: str, example: str, key: str) -> tuple[str, int]:
+        host, port = split_host(value.strip(), variable, example)
         if self.insecure and not is_loopback(host):
             raise ConfigError(
                 f"XAI_MCP_INSECURE=1 is only allowed for loopback hosts (127.0.0.1, ::1, localhost), "
-                f"not {host!r}: the API key must never cross a network unencrypted. Unset XAI_MCP_INSECURE."
+                f"not {host!r} ({variable}): the {key} must never cross a network unencrypted. "
+                "Unset XAI_MCP_INSECURE."
             )
         return host, port
 

@@ -25,6 +25,7 @@ class AppContext:
     # budget, on the state store: shared by every replica and kept across restarts.
     books: Books
     metrics: Metrics = field(default_factory=Metrics.off)  # the server's own (it serves them at /metrics)
+    management: XaiClient | None = None  # the management host (collections), with XAI_MANAGEMENT_KEY only
 
 
 # The SDK's Context is a generic pydantic model, so this is a real subclass of Context: the SDK

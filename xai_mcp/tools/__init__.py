@@ -24,6 +24,8 @@ class Toolset:
     id: str  # part of the product: XAI_MCP_TOOLSETS / --toolsets
     description: str  # one line, for people and for the server instructions
     module: str  # under xai_mcp.tools
+    # Served only when XAI_MANAGEMENT_KEY is set: its tools call xAI's management host.
+    management: bool = False
 
     def tools(self) -> Sequence[ToolSpec]:
         """The toolset's tools, in registration order (imports its module)."""
@@ -44,6 +46,13 @@ CATALOG: tuple[Toolset, ...] = (
     Toolset("embed", "embeddings", "embed"),
     Toolset("files", "the user's files at xAI (upload, list, read, delete, public URLs) for chat to read", "files"),
     Toolset("jobs", "a journal of paid long jobs to resume them, and spending against a daily budget", "jobs"),
+    Toolset("documents", "search over the user's document collections", "documents"),
+    Toolset(
+        "collections",
+        "document collections: create, add files, wait for indexing (needs XAI_MANAGEMENT_KEY)",
+        "collections",
+        management=True,
+    ),
 )
 TOOLSETS: tuple[str, ...] = tuple(toolset.id for toolset in CATALOG)
 _BY_ID = {toolset.id: toolset for toolset in CATALOG}
@@ -61,12 +70,30 @@ def parse_toolsets(value: str | None) -> list[str] | None:
 
 
 def register_toolsets(
-    server: MCPServer, toolsets: Sequence[str] | None, *, read_only: bool, metrics: Metrics
+    server: MCPServer,
+    toolsets: Sequence[str] | None,
+    *,
+    read_only: bool,
+    metrics: Metrics,
+    management: bool = False,
 ) -> list[str]:
-    """Register the chosen toolsets (all when None) and return the tool names added."""
+    """Register the chosen toolsets (all when None) and return the tool names added.
+
+    Toolsets that need the management key are left out without one (`management` False); one
+    asked for by name then is a configuration error, not a silent omission.
+    """
+    from xai_mcp.settings import ConfigError
     from xai_mcp.tools._common import add_tools
 
     added: list[str] = []
     for name in toolsets or TOOLSETS:
-        added += add_tools(server, _BY_ID[name].tools(), read_only=read_only, metrics=metrics)
+        toolset = _BY_ID[name]
+        if toolset.management and not management:
+            if toolsets is not None:
+                raise ConfigError(
+                    f"toolset {name} needs XAI_MANAGEMENT_KEY (an xAI management key): set it, or leave {name} "
+                    "out of XAI_MCP_TOOLSETS"
+                )
+            continue
+        added += add_tools(server, toolset.tools(), read_only=read_only, metrics=metrics)
     return added
