@@ -40,6 +40,7 @@ def test_the_demo_tours_every_toolset_over_stdio(tmp_path):
     done = _run("demo", output=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"{len(DEMO_STEPS)}/{len(DEMO_STEPS)} calls succeeded" in done.stdout
+    assert "[documents] search_documents" in done.stdout and "answer citing 1 document chunk(s)" in done.stdout
     for toolset in TOOLSETS:  # a new toolset needs a demo step
         assert f"[{toolset}]" in done.stdout, toolset
     assert "video" in done.stdout and "% — about" in done.stdout  # progress written for a person

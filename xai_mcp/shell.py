@@ -212,6 +212,36 @@ DEMO_STEPS: tuple[Step, ...] = (
         lambda r: f"{r['content']!r} citing {', '.join(r['cited_files'])}",
     ),
     (
+        "collections",
+        "create_collection",
+        {"name": "demo notes", "description": "release notes for the demo"},
+        lambda r: f"collection {r['collection_id']}",
+    ),
+    (
+        "collections",
+        "add_document",
+        lambda done: {
+            "collection_id": done["create_collection"]["collection_id"],
+            "file_id": done["upload_file"]["file"]["file_id"],
+        },
+        lambda r: f"{r['name']}: {r['status']}" + (f" ({r['chunk_count']} chunk)" if r.get("chunk_count") else ""),
+    ),
+    (
+        "documents",
+        "search_documents",
+        lambda done: {"query": "files toolset", "collection_ids": [done["create_collection"]["collection_id"]]},
+        lambda r: f"{len(r['matches'])} match(es), best score {r['matches'][0]['score']}" if r["matches"] else "none",
+    ),
+    (
+        "collections",
+        "chat",
+        lambda done: {
+            "prompt": "What does the files toolset do?",
+            "collections": [done["create_collection"]["collection_id"]],
+        },
+        lambda r: f"answer citing {len(r['document_citations'])} document chunk(s)",
+    ),
+    (
         "jobs",
         "list_jobs",
         {"limit": 5},

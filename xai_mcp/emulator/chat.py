@@ -99,11 +99,30 @@ def complete(
         )
     conversation = [*history, *request.messages]
     response = chat_answer.build_response(request, checked, conversation, len(history), env, attachments=attachments)
+    _code_files(request, response, env, owner, chat_answer.last_user_text(conversation))
     if request.store_messages:
         stored_conversation = [*conversation, chat_answer.answer_message(response)]
         store.put(response.id, _Stored(conversation=stored_conversation, response=response))
     log.debug("chat %s on %s: %d outputs", response.id, response.model, len(response.outputs))
     return response
+
+
+def _code_files(
+    request: chat_pb2.GetCompletionsRequest,
+    response: chat_pb2.GetChatCompletionResponse,
+    env: Env,
+    owner: str | None,
+    prompt: str,
+) -> None:
+    """With CODE_EXECUTION_FILES_OUTPUT, the code run leaves `output.txt` (what it printed) in the
+    caller's Files, and the response names it in `output_files`, as xAI does."""
+    ran = any(
+        c.type == chat_pb2.TOOL_CALL_TYPE_CODE_EXECUTION_TOOL for o in response.outputs for c in o.message.tool_calls
+    )
+    if not ran or chat_pb2.INCLUDE_OPTION_CODE_EXECUTION_FILES_OUTPUT not in request.include:
+        return
+    stored = env.files.add(owner or "", "output.txt", chat_answer.printed(prompt).encode(), None)
+    response.output_files.add(file_id=stored.id, name=stored.filename)
 
 
 @dataclass

@@ -8,6 +8,9 @@ Answers are derived from the prompt so tests can predict them:
 - server-side tools add notes (``Searched the web.``, ``Searched X.``, ``Executed code.``,
   ``Searched collections: N matches.``); collections_search runs `documents.search` with the
   prompt and cites each matching chunk as ``collections://<collection id>/files/<file id>``;
+  the code run is ``print(<prompt, at most 60 chars>)``, and with
+  INCLUDE_OPTION_CODE_EXECUTION_CALL_OUTPUT a ROLE_TOOL output carries what it printed (its
+  files, with INCLUDE_OPTION_CODE_EXECUTION_FILES_OUTPUT, are made in `chat.complete`);
 - each attached file adds ``Read file <name>: "<first 80 characters of its text>".`` (just
   ``Read file <name>.`` when it has no text the emulator can read) and is cited (see `chat_files`);
 - ``n > 1``: output i > 0 ends with `` (variant i)``;
@@ -144,6 +147,8 @@ def build_response(
             elif kind in _SERVER_TOOLS:
                 response.outputs.append(_server_tool_output(kind, prompt, len(response.outputs), env, tally))
                 notes.append(_SERVER_TOOLS[kind][3])
+                if kind == "code_execution" and chat_pb2.INCLUDE_OPTION_CODE_EXECUTION_CALL_OUTPUT in request.include:
+                    response.outputs.append(code_output(prompt, len(response.outputs)))
 
     last = conversation[-1]
     call_function = tools_allowed and checked.functions and last.role != chat_pb2.ROLE_TOOL
@@ -197,6 +202,20 @@ def _server_tool_output(kind: str, prompt: str, index: int, env: Env, tally: _Ta
         index=index,
         finish_reason=sample_pb2.REASON_TOOL_CALLS,
         message=chat_pb2.CompletionMessage(role=chat_pb2.ROLE_ASSISTANT, tool_calls=[call]),
+    )
+
+
+def printed(prompt: str) -> str:
+    """What the emulated code (``print(prompt[:60])``) prints."""
+    return prompt[:60] + "\n"
+
+
+def code_output(prompt: str, index: int) -> chat_pb2.CompletionOutput:
+    """The ROLE_TOOL output of the emulated code run: what it printed."""
+    return chat_pb2.CompletionOutput(
+        index=index,
+        finish_reason=sample_pb2.REASON_STOP,
+        message=chat_pb2.CompletionMessage(role=chat_pb2.ROLE_TOOL, content=printed(prompt)),
     )
 
 
@@ -398,7 +417,8 @@ def answer_message(response: chat_pb2.GetChatCompletionResponse) -> chat_pb2.Mes
     final = [
         o
         for o in response.outputs
-        if not any(c.type not in (chat_pb2.TOOL_CALL_TYPE_CLIENT_SIDE_TOOL, 0) for c in o.message.tool_calls)
+        if o.message.role != chat_pb2.ROLE_TOOL  # a server tool's output, not the answer
+        and not any(c.type not in (chat_pb2.TOOL_CALL_TYPE_CLIENT_SIDE_TOOL, 0) for c in o.message.tool_calls)
     ]
     chosen = final[0] if final else response.outputs[-1]
     message = chat_pb2.Message(role=chat_pb2.ROLE_ASSISTANT, tool_calls=chosen.message.tool_calls)

@@ -60,4 +60,5 @@ def split(response: chat_pb2.GetChatCompletionResponse) -> list[chat_pb2.GetChat
     if chunks:
         chunks[-1].usage.CopyFrom(response.usage)
         chunks[-1].citations.extend(response.citations)
+        chunks[-1].output_files.extend(response.output_files)
     return chunks
