@@ -656,3 +656,23 @@ def test_complete_is_callable_without_grpc() -> None:
     with pytest.raises(Rejected) as info:
         chat.complete(request(model="nope"), env)
     assert info.value.code == StatusCode.NOT_FOUND
+
+
+async def test_code_execution_output_and_files_only_when_included(stub: chat_pb2_grpc.ChatStub, emulator: Emulator):
+    tools = [chat_pb2.Tool(code_execution=chat_pb2.CodeExecution())]
+    plain = await stub.GetCompletion(request("Compute primes", tools=tools))
+    assert [o.message.role for o in plain.outputs] == [chat_pb2.ROLE_ASSISTANT] * 2 and not plain.output_files
+
+    include = [chat_pb2.INCLUDE_OPTION_CODE_EXECUTION_CALL_OUTPUT, chat_pb2.INCLUDE_OPTION_CODE_EXECUTION_FILES_OUTPUT]
+    full = await stub.GetCompletion(request("Compute primes", tools=tools, include=include))
+    roles = [o.message.role for o in full.outputs]
+    assert roles == [chat_pb2.ROLE_ASSISTANT, chat_pb2.ROLE_TOOL, chat_pb2.ROLE_ASSISTANT]
+    assert full.outputs[1].message.content == "Compute primes\n"  # what print(prompt) printed
+    (made,) = full.output_files
+    assert made.name == "output.txt"
+    stored = emulator.env.files.get(made.file_id, None)
+    assert stored is not None and stored.data == b"Compute primes\n"
+
+    chunks = [c async for c in stub.GetCompletionChunk(request("Compute primes", tools=tools, include=include))]
+    assert [i for i, c in enumerate(chunks) if c.output_files] == [len(chunks) - 1]  # on the final chunk only
+    assert chunks[-1].output_files[0].file_id != made.file_id  # each run makes its own file

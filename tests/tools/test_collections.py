@@ -7,6 +7,8 @@ other belongs, so every call here that succeeds also proves the keys went where 
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,7 +17,7 @@ from typing import Any
 import grpc
 import pytest
 from conftest import MANAGEMENT_KEY, TEST_KEY, error_text, structured
-from mcp import Client
+from mcp import Client, StdioServerParameters
 from pydantic import SecretStr
 
 from xai_mcp._pb.v1 import collections_pb2, files_pb2, files_pb2_grpc, shared_pb2
@@ -330,3 +332,27 @@ async def test_read_only_serves_only_the_free_reads(settings: Settings):
         names = {tool.name for tool in (await client.list_tools()).tools}
     new = COLLECTION_TOOLS | {"search_documents"}
     assert names & new == {"list_collections", "get_collection", "list_documents", "get_document"}
+
+
+# --- over stdio, as a host runs it ----------------------------------------------------------------
+
+
+@pytest.mark.slow
+async def test_collections_and_search_over_stdio(emulator: Emulator, channel: grpc.aio.Channel, tmp_path: Path):
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "XAI_API_KEY": TEST_KEY,
+        "XAI_API_HOST": emulator.address,
+        "XAI_MANAGEMENT_KEY": MANAGEMENT_KEY,
+        "XAI_MANAGEMENT_API_HOST": emulator.address,
+        "XAI_MCP_INSECURE": "1",
+        "XAI_MCP_OUTPUT_DIR": str(tmp_path),
+        "XAI_MCP_LOG_LEVEL": "DEBUG",
+    }
+    params = StdioServerParameters(command=sys.executable, args=["-m", "xai_mcp"], env=env)
+    async with Client(params, mode="legacy") as client:
+        collection_id, ids = await processed_collection(client, channel)
+        found = await call(client, "search_documents", query="pears", collection_ids=[collection_id])
+    assert found["matches"][0]["file_id"] == ids["pears.txt"]
+    assert [r.collection_id for r in emulator.requests("AddDocumentToCollection")] == [collection_id] * 2
