@@ -31,8 +31,8 @@ INSTRUCTIONS = (
     "Tools for xAI's API (Grok models): "
     + "; ".join(toolset.description for toolset in CATALOG)
     + ". Tools marked read-only cost nothing; generation tools spend money on the user's xAI account. "
-    "Long jobs (video, deferred chat, batches) wait inside the call and, if not finished in the wait window, "
-    "return status 'pending' with a request id: call the named resume tool with it to keep waiting."
+    "Long jobs (video, deferred chat, batches, document indexing) wait inside the call and, if not finished in the "
+    "wait window, return status 'pending' with a request id: call the named resume tool with it to keep waiting."
 )
 
 

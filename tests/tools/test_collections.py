@@ -20,7 +20,7 @@ from conftest import MANAGEMENT_KEY, TEST_KEY, error_text, structured
 from mcp import Client, StdioServerParameters
 from pydantic import SecretStr
 
-from xai_mcp._pb.v1 import collections_pb2, files_pb2, files_pb2_grpc, shared_pb2
+from xai_mcp._pb.v1 import chat_pb2, collections_pb2, files_pb2, files_pb2_grpc, shared_pb2
 from xai_mcp.emulator.config import EmulatorConfig
 from xai_mcp.emulator.server import Emulator
 from xai_mcp.server import create_server
@@ -322,6 +322,38 @@ async def test_search_documents_returns_ranked_lean_chunks(client: Client, emula
 async def test_search_documents_checks_its_arguments_before_sending(client, emulator, arguments, complaint):
     assert complaint in error_text(await client.call_tool("search_documents", arguments))
     assert emulator.requests("Search") == []
+
+
+# --- chat with collections -----------------------------------------------------------------------
+
+
+async def test_chat_searches_collections_and_cites_the_chunks(client: Client, emulator: Emulator, channel):
+    collection_id, ids = await processed_collection(client, channel)
+    result = await call(client, "chat", prompt="Where do apple trees grow?", collections=[collection_id])
+    (request,) = emulator.requests("GetCompletionChunk")
+    (search,) = [t.collections_search for t in request.tools if t.WhichOneof("tool") == "collections_search"]
+    assert list(search.collection_ids) == [collection_id] and search.WhichOneof("retrieval_mode") is None
+    assert chat_pb2.INCLUDE_OPTION_INLINE_CITATIONS in request.include
+    assert result["server_tools_used"] == ["collections_search"]
+    cited = result["document_citations"]
+    assert [c["file_id"] for c in cited] == [ids["apples.txt"], ids["pears.txt"]]
+    assert cited[0]["excerpt"] == APPLES and cited[0]["collection_ids"] == [collection_id]
+    assert cited[0]["score"] > cited[1]["score"] > 0 and cited[0]["chunk_id"]
+    assert f"collections://{collection_id}/files/{ids['apples.txt']}" in result["citations"]
+    assert "[[1]](collections://" in result["content"]
+
+
+async def test_chat_collections_options_reach_the_tool(client: Client, emulator: Emulator, channel):
+    collection_id, ids = await processed_collection(client, channel)
+    options = {"collection_ids": [collection_id, collection_id], "limit": 1, "retrieval_mode": "semantic",
+               "instructions": "prefer pears"}  # fmt: skip
+    result = await call(client, "chat", prompt="pears", collections=options)
+    (request,) = emulator.requests("GetCompletionChunk")
+    (search,) = [t.collections_search for t in request.tools if t.WhichOneof("tool") == "collections_search"]
+    assert list(search.collection_ids) == [collection_id]  # the same collection is searched once
+    assert search.limit == 1 and search.instructions == "prefer pears"
+    assert search.WhichOneof("retrieval_mode") == "semantic_retrieval"
+    assert [c["file_id"] for c in result["document_citations"]] == [ids["pears.txt"]]
 
 
 # --- read-only mode -------------------------------------------------------------------------------

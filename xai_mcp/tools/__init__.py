@@ -35,7 +35,11 @@ class Toolset:
 
 # In registration order, which is the order hosts list the tools in.
 CATALOG: tuple[Toolset, ...] = (
-    Toolset("chat", "chat with optional web/X search, code execution, structured output and function calls", "chat"),
+    Toolset(
+        "chat",
+        "chat with optional web/X search, collections search, code execution, structured output and function calls",
+        "chat",
+    ),
     Toolset("image", "image generation and editing", "image"),
     Toolset("video", "video generation", "video"),
     Toolset("models", "model listing with prices", "models"),

@@ -138,10 +138,10 @@ async def chat(
     *, deferred: Deferred = False, wait_seconds: WaitSeconds = None, ctx: ToolContext, **fields: Any
 ) -> ChatResult:
     """Ask a Grok model (xAI) something: a prompt or a conversation, optionally with images, files to read
-    (uploaded file ids, URLs or local paths), web or X search, code execution, JSON-schema output or functions
-    for you to run. Spends money on the user's xAI account (tokens; searches extra). Returns the answer with
-    reasoning, citations, tool_calls to run, token usage and cost in USD; with deferred=true it may return
-    status 'pending' and a request_id instead."""
+    (uploaded file ids, URLs or local paths), web or X search, search of the user's document collections, code
+    execution, JSON-schema output or functions for you to run. Spends money on the user's xAI account (tokens;
+    searches extra). Returns the answer with reasoning, citations, tool_calls to run, token usage and cost in
+    USD; with deferred=true it may return status 'pending' and a request_id instead."""
     # `fields` are ChatParams' fields, which the SDK validated against the published signature
     # (see _publish_chat_params): the very annotations ChatParams has, so no second validation.
     params = ChatParams.model_construct(**fields)
@@ -233,8 +233,9 @@ TOOLS = [
         SPENDS,
         "Chat with Grok",
         "chat completion: prompt or messages (with images and files: ids, URLs or local paths), system prompt, "
-        "sampling options, reasoning effort, "
-        "JSON-schema output (parsed), web/X search and code execution (with citations), client-side functions "
+        "sampling options, reasoning effort, JSON-schema output (parsed), web/X search with domain, handle, date "
+        "and location controls, collections search (with document citations), code execution (with its output "
+        "and files), client-side functions "
         "(returns tool calls), stored conversations, deferred mode; streams with progress",
     ),
     ToolSpec(

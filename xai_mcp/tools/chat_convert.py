@@ -33,6 +33,19 @@ from xai_mcp.settings import Settings
 from xai_mcp.sources import default_input_roots, resolve_image
 from xai_mcp.tools._units import FinishReason, cost_usd, finish_reason
 from xai_mcp.tools.files_io import MAX_INLINE_BYTES, chat_file
+from xai_mcp.tools.chat_tools import (
+    CodeExecution,
+    Collections,
+    DocumentCitation,
+    MaxTurns,
+    OutputFile,
+    WebSearch,
+    XSearch,
+    code_outputs,
+    document_citations,
+    output_files,
+    server_tools,
+)
 
 Role = Literal["system", "user", "assistant", "tool"]
 ReasoningEffort = Literal["none", "low", "medium", "high", "xhigh"]
@@ -130,9 +143,6 @@ ResponseSchema = Annotated[
         description="A JSON Schema the answer must follow; the answer is then JSON and is returned parsed in 'parsed'."
     ),
 ]
-WebSearch = Annotated[bool, Field(description="Let the model search the web (server-side; adds citations and cost).")]
-XSearch = Annotated[bool, Field(description="Let the model search X posts (server-side; adds citations and cost).")]
-CodeExecution = Annotated[bool, Field(description="Let the model run Python code on xAI's servers.")]
 FUNCTION_NAME = r"^[A-Za-z0-9_-]{1,64}$"
 ToolChoice = Annotated[
     ToolMode | Annotated[str, Field(pattern=FUNCTION_NAME)] | None,
@@ -272,6 +282,8 @@ class ChatParams(BaseModel):
     web_search: WebSearch = False
     x_search: XSearch = False
     code_execution: CodeExecution = False
+    collections: Collections = None
+    max_turns: MaxTurns = None
     functions: Functions = None
     tool_choice: ToolChoice = None
     store: Store = False
@@ -322,13 +334,20 @@ class ChatResult(BaseModel):
     server_tools_used: list[str] = Field(default=[], description="Server-side tools that ran (e.g. web_search).")
     citations: list[str] = Field(
         default=[],
-        description="Sources the answer drew on: URLs (searches, files attached by URL) and file://<file id or "
-        "name> for attached files.",
+        description="Sources the answer drew on: URLs (searches, files attached by URL), file://<file id or "
+        "name> for attached files, collections://<collection id>/files/<file id> for collection documents.",
     )
     cited_files: list[str] = Field(
         default=[],
         description="The attached files among the citations: file ids (get_file shows one) or, for files sent "
         "inline, their names.",
+    )
+    document_citations: list[DocumentCitation] = Field(
+        default=[], description="With collections: the document chunks the answer drew on."
+    )
+    code_outputs: list[str] = Field(default=[], description="With code_execution options: what the code printed.")
+    output_files: list[OutputFile] = Field(
+        default=[], description="With code_execution options: files the code made, as xAI file ids."
     )
     parsed: Any | None = Field(default=None, description="With response_schema: the answer parsed as JSON.")
     parse_error: str | None = Field(default=None, description="With response_schema: why the answer did not parse.")
@@ -440,7 +459,8 @@ def attached_file_ids(request: chat_pb2.GetCompletionsRequest) -> list[str]:
     ]
 
 
-def _tools(params: ChatParams) -> list[chat_pb2.Tool]:
+def _tools(params: ChatParams) -> tuple[list[chat_pb2.Tool], list[chat_pb2.IncludeOption.ValueType]]:
+    """The functions and server-side tools offered, and the include options their results need."""
     tools: list[chat_pb2.Tool] = []
     seen: set[str] = set()
     for i, fn in enumerate(params.functions or []):
@@ -454,13 +474,8 @@ def _tools(params: ChatParams) -> list[chat_pb2.Tool]:
                 )
             )
         )
-    if params.web_search:
-        tools.append(chat_pb2.Tool(web_search=chat_pb2.WebSearch()))
-    if params.x_search:
-        tools.append(chat_pb2.Tool(x_search=chat_pb2.XSearch()))
-    if params.code_execution:
-        tools.append(chat_pb2.Tool(code_execution=chat_pb2.CodeExecution()))
-    return tools
+    server, include = server_tools(params.web_search, params.x_search, params.code_execution, params.collections)
+    return [*tools, *server], include
 
 
 def _tool_choice(params: ChatParams, tools: list[chat_pb2.Tool]) -> chat_pb2.ToolChoice | None:
@@ -503,13 +518,14 @@ async def to_request(params: ChatParams, settings: Settings) -> chat_pb2.GetComp
                 format_type=chat_pb2.FORMAT_TYPE_JSON_SCHEMA, schema=json.dumps(params.response_schema)
             )
         )
-    tools = _tools(params)
+    tools, include = _tools(params)
     request.tools.extend(tools)
+    request.include.extend(include)
     choice = _tool_choice(params, tools)
     if choice is not None:
         request.tool_choice.CopyFrom(choice)
-    if params.web_search or params.x_search:
-        request.include.append(chat_pb2.INCLUDE_OPTION_INLINE_CITATIONS)
+    if params.max_turns is not None:
+        request.max_turns = params.max_turns
     request.store_messages = params.store
     if params.previous_response_id is not None:
         request.previous_response_id = params.previous_response_id
@@ -607,6 +623,9 @@ def from_response(pb: chat_pb2.GetChatCompletionResponse, *, schema_given: bool)
         server_tools_used=_unique(server_tools),
         citations=_unique(citations),
         cited_files=_unique([c.removeprefix(FILE_CITATION) for c in citations if c.startswith(FILE_CITATION)]),
+        document_citations=document_citations(pb),
+        code_outputs=code_outputs(pb),
+        output_files=output_files(pb),
         parsed=parsed,
         parse_error=parse_error,
         usage=_usage(pb.usage),
@@ -706,6 +725,7 @@ class ChunkAssembler:
         if chunk.service_tier:
             head.service_tier = chunk.service_tier
         head.citations.extend(chunk.citations)
+        head.output_files.extend(chunk.output_files)  # on the final chunk
         for piece in chunk.outputs:
             for index in range(max(self._outputs, default=-1) + 1, piece.index + 1):
                 self._outputs[index] = _Output()

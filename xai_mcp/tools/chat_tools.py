@@ -16,9 +16,9 @@ import datetime as dt
 import re
 import zoneinfo
 from collections.abc import Sequence
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
 from xai_mcp._pb.v1 import chat_pb2
 from xai_mcp.errors import InputError
@@ -31,14 +31,19 @@ _HANDLE = re.compile(r"[A-Za-z0-9_]{1,15}")
 _STRICT = ConfigDict(extra="forbid")  # a misspelt option is an error naming it, never dropped
 
 Domains = Annotated[
-    list[Annotated[str, Field(min_length=1, max_length=253)]] | None,
+    list[Annotated[str, Field(min_length=1, max_length=253)]],
     Field(max_length=MAX_DOMAINS, description="Up to 5 domains, e.g. example.com."),
 ]
 Handles = Annotated[
-    list[Annotated[str, Field(min_length=1, max_length=16)]] | None,
+    list[Annotated[str, Field(min_length=1, max_length=16)]],
     Field(max_length=MAX_HANDLES, description="Up to 5 X handles, without '@'."),
 ]
-Understanding = Annotated[bool | None, Field(description="Let the model look at them; omit for xAI's default.")]
+Images = Annotated[bool | None, Field(description="Let the model view images it finds; omit for xAI's default.")]
+Videos = Annotated[bool | None, Field(description="Let the model view videos it finds; omit for xAI's default.")]
+CollectionIdList = Annotated[
+    list[Annotated[str, Field(min_length=1, max_length=200)]],
+    Field(min_length=1, max_length=MAX_COLLECTIONS, description="Up to 10 collection ids."),
+]
 
 
 class UserLocation(BaseModel):
@@ -55,22 +60,22 @@ class WebSearchOptions(BaseModel):
     """Web search with options: allowed_domains or excluded_domains (not both)."""
 
     model_config = _STRICT
-    allowed_domains: Domains = None
-    excluded_domains: Domains = None
+    allowed_domains: Domains = []
+    excluded_domains: Domains = []
     user_location: UserLocation | None = None
-    image_understanding: Understanding = None
+    image_understanding: Images = None
 
 
 class XSearchOptions(BaseModel):
     """X search with options: allowed_handles or excluded_handles (not both); dates are UTC days, inclusive."""
 
     model_config = _STRICT
-    allowed_handles: Handles = None
-    excluded_handles: Handles = None
-    from_date: dt.date | None = None
-    to_date: dt.date | None = None
-    image_understanding: Understanding = None
-    video_understanding: Understanding = None
+    allowed_handles: Handles = []
+    excluded_handles: Handles = []
+    from_date: Annotated[dt.date | None, Field(description="First day of posts to consider (YYYY-MM-DD).")] = None
+    to_date: Annotated[dt.date | None, Field(description="Last day of posts to consider (YYYY-MM-DD).")] = None
+    image_understanding: Images = None
+    video_understanding: Videos = None
 
 
 class CodeExecutionOptions(BaseModel):
@@ -79,7 +84,7 @@ class CodeExecutionOptions(BaseModel):
     model_config = _STRICT
     output: Annotated[bool, Field(description="Return what the code printed, in code_outputs.")] = True
     files: Annotated[
-        bool, Field(description="Return the files it made, as xAI file ids in output_files (fetch them by id).")
+        bool, Field(description="Return the files it made, as xAI file ids in output_files (get_file_content).")
     ] = True
 
 
@@ -87,29 +92,47 @@ class CollectionsOptions(BaseModel):
     """Collections search with options."""
 
     model_config = _STRICT
-    collection_ids: Annotated[
-        list[Annotated[str, Field(min_length=1, max_length=200)]],
-        Field(min_length=1, max_length=MAX_COLLECTIONS, description="Up to 10 collection ids."),
-    ]
+    collection_ids: CollectionIdList
     limit: Annotated[int | None, Field(ge=1, le=100, description="Chunks per search (xAI's default: 10).")] = None
-    instructions: Annotated[str | None, Field(min_length=1, max_length=4000)] = None
-    retrieval_mode: RetrievalMode | None = None
+    instructions: Annotated[
+        str | None, Field(min_length=1, max_length=4000, description="What to look for, for the reranker.")
+    ] = None
+    retrieval_mode: Annotated[
+        RetrievalMode | None, Field(description="hybrid (xAI's default), semantic or keyword.")
+    ] = None
 
 
+def _on_or_options(value: Any) -> str:
+    """Which branch of `bool | options` an argument takes, so that an error names only that
+    branch: a wrong domain is reported as such, not also as "not a boolean"."""
+    return "on" if isinstance(value, (bool, str)) else "options"
+
+
+def _ids_or_options(value: Any) -> str:
+    return "none" if value is None else "options" if isinstance(value, dict | CollectionsOptions) else "ids"
+
+
+_OnOrOptions = Discriminator(_on_or_options)
 WebSearch = Annotated[
-    bool | WebSearchOptions,
+    Annotated[bool, Tag("on")] | Annotated[WebSearchOptions, Tag("options")],
+    _OnOrOptions,
     Field(description="Let the model search the web (adds citations and cost); true, or options."),
 ]
 XSearch = Annotated[
-    bool | XSearchOptions,
+    Annotated[bool, Tag("on")] | Annotated[XSearchOptions, Tag("options")],
+    _OnOrOptions,
     Field(description="Let the model search X posts (adds citations and cost); true, or options."),
 ]
 CodeExecution = Annotated[
-    bool | CodeExecutionOptions,
+    Annotated[bool, Tag("on")] | Annotated[CodeExecutionOptions, Tag("options")],
+    _OnOrOptions,
     Field(description="Let the model run Python on xAI's servers; options return its output and files."),
 ]
 Collections = Annotated[
-    list[Annotated[str, Field(min_length=1, max_length=200)]] | CollectionsOptions | None,
+    Annotated[CollectionIdList, Tag("ids")]
+    | Annotated[CollectionsOptions, Tag("options")]
+    | Annotated[None, Tag("none")],
+    Discriminator(_ids_or_options),
     Field(
         description="Let the model search these document collections (up to 10 ids, or options); the chunks it "
         "used come back in document_citations."
@@ -263,7 +286,7 @@ class DocumentCitation(BaseModel):
 class OutputFile(BaseModel):
     """A file code execution made, kept in xAI's Files API."""
 
-    file_id: str = Field(description="Its xAI file id: fetch its content with the files toolset.")
+    file_id: str = Field(description="Its xAI file id: get_file_content fetches it.")
     name: str
 
 
