@@ -26,7 +26,7 @@ import pytest
 from _helpers import MANAGEMENT_KEY, TEST_KEY
 from mcp import Client
 
-from xai_mcp.serve import EMULATOR_KEY
+from xai_mcp.serve import EMULATOR_KEY, EMULATOR_MANAGEMENT_KEY
 
 # Every fake credential the suite hands to a server or the emulator, in one place.
 # tests/test_secret_scan.py checks that no key-like literal in tests/ is missing here.
@@ -46,11 +46,14 @@ SECRETS: dict[str, str] = {
     "HTTP_TOKEN_2": HTTP_TOKEN_2,
     "HTTP_TOKEN_3": HTTP_TOKEN_3,
     "EMULATOR_KEY": EMULATOR_KEY,  # what `--emulator` servers send (xai_mcp/serve.py)
+    "EMULATOR_MANAGEMENT_KEY": EMULATOR_MANAGEMENT_KEY,  # their management key (xai_mcp/serve.py)
     "WRONG_KEY": WRONG_KEY,
     "USER_KEY_A": USER_KEY_A,
     "USER_KEY_B": USER_KEY_B,
     "other key (emulator/test_core.py)": "xai-another-key-000000000000wxyz",
     "snapshot key (test_tool_schemas.py)": "snapshot-key",
+    "snapshot management key (test_tool_schemas.py)": "snapshot-management-key",
+    "manifest management key (test_registry_metadata.py)": "xai-manifest-management-key",
     "right key (test_doctor.py)": "xai-the-right-key-0000000000",
     "fuzz key (test_fuzz.py)": "fuzz-key",
     "wrong key (emulator/test_core.py)": "xai-wrong-SECRET-material-7777",
