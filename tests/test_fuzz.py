@@ -22,7 +22,7 @@ from typing import Any
 import anyio
 import jsonschema
 import pytest
-from _helpers import TEST_KEY, error_text, settings_from, structured
+from _helpers import MANAGEMENT_KEY, TEST_KEY, error_text, settings_from, structured
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -44,7 +44,13 @@ RULED_OUT = settings(max_examples=40, deadline=None, suppress_health_check=[Heal
 HOSTILE = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 MAX_LIST = 3  # items per generated list: enough to reach item validation, cheap to send
 HUGE = 100_000  # the longest string generated for a field that allows more
-OFFLINE = settings_from(api_key="fuzz-key", api_host="127.0.0.1:9", insecure=True)
+OFFLINE = settings_from(
+    api_key="fuzz-key",
+    api_host="127.0.0.1:9",
+    insecure=True,
+    management_key=MANAGEMENT_KEY,  # every toolset, collections included
+    management_api_host="127.0.0.1:9",
+)
 # Listed from the server itself (no network: listing tools does not touch xAI).
 TOOL_NAMES = sorted(tool.name for tool in anyio.run(create_server(OFFLINE).list_tools))
 
@@ -78,11 +84,15 @@ class Served:
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """One server and client for the whole module (60 tests): a fresh one per example would dominate."""
     # Jobs finish at once, so valid calls to video/deferred/batch tools never sit in a wait.
-    config = EmulatorConfig(deferred_seconds=0.0, video_seconds=0.0, batch_seconds=0.0)
+    config = EmulatorConfig(
+        deferred_seconds=0.0, video_seconds=0.0, batch_seconds=0.0, index_seconds=0.0, management_key=MANAGEMENT_KEY
+    )
     with start_blocking_portal("asyncio") as portal, portal.wrap_async_context_manager(Emulator(config)) as emulator:
         settings = Settings(
             api_key=TEST_KEY,
             api_host=emulator.address,
+            management_key=MANAGEMENT_KEY,
+            management_api_host=emulator.address,
             insecure=True,
             output_dir=tmp_path_factory.mktemp("fuzz") / "output",
             wait_seconds=10,
@@ -91,7 +101,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         client = Client(create_server(settings), mode="legacy")
         with portal.wrap_async_context_manager(client):
             tools = {tool.name: tool for tool in portal.call(client.list_tools).tools}
-            assert sorted(tools) == TOOL_NAMES and len(tools) == 32
+            assert sorted(tools) == TOOL_NAMES and len(tools) == 43
             yield Served(portal, client, emulator, tools)
 
 
@@ -106,7 +116,9 @@ def _deref(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
 
 def _variants(schema: dict[str, Any], defs: dict[str, Any]) -> list[dict[str, Any]]:
     schema = _deref(schema, defs)
-    return [_deref(v, defs) for v in schema["anyOf"]] if "anyOf" in schema else [schema]
+    # oneOf: a discriminated union (e.g. `true` or an options object), whose branches never overlap.
+    branches = schema.get("anyOf") or schema.get("oneOf")
+    return [_deref(v, defs) for v in branches] if branches else [schema]
 
 
 # Strings an agent (or an attacker steering one) might put anywhere.
@@ -190,6 +202,9 @@ def valid(schema: dict[str, Any], defs: dict[str, Any], extra: list[str], depth:
         return st.lists(valid(schema["items"], defs, extra, depth + 1), min_size=low, max_size=high)
     if kind == "object" and "properties" in schema:
         return valid_arguments(schema, defs, extra, depth + 1)
+    if kind == "object" and isinstance(schema.get("additionalProperties"), dict):  # a map, e.g. of strings
+        members = valid(schema["additionalProperties"], defs, extra, depth + 1)
+        return st.dictionaries(st.text(max_size=8), members, max_size=3)
     if kind == "object":  # free-form (a JSON schema the user supplies): a few simple members
         scalars = st.one_of(st.none(), st.booleans(), st.integers(-10, 10), st.text(max_size=8))
         return st.dictionaries(st.text(max_size=8), scalars, max_size=3)
