@@ -11,7 +11,7 @@ import datetime as dt
 from typing import Any
 
 import pytest
-from conftest import error_text, structured
+from _helpers import error_text, structured
 from mcp import Client
 
 from xai_mcp._pb.v1 import batch_pb2, chat_pb2

@@ -16,7 +16,7 @@ from typing import Any
 
 import grpc
 import pytest
-from conftest import MANAGEMENT_KEY, TEST_KEY, error_text, structured
+from _helpers import MANAGEMENT_KEY, TEST_KEY, error_text, structured
 from mcp import Client, StdioServerParameters
 from pydantic import SecretStr
 
