@@ -116,7 +116,7 @@ def create_server(
                 await pool.close()
                 await kept.aclose()
                 if management is not None:
-                    await management.close(None)
+                    await management.close()
             if closed is not None:
                 closed.set()
 

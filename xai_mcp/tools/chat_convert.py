@@ -32,7 +32,6 @@ from xai_mcp.errors import InputError
 from xai_mcp.settings import Settings
 from xai_mcp.sources import default_input_roots, resolve_image
 from xai_mcp.tools._units import FinishReason, cost_usd, finish_reason
-from xai_mcp.tools.files_io import MAX_INLINE_BYTES, chat_file
 from xai_mcp.tools.chat_tools import (
     CodeExecution,
     Collections,
@@ -46,6 +45,7 @@ from xai_mcp.tools.chat_tools import (
     output_files,
     server_tools,
 )
+from xai_mcp.tools.files_io import MAX_INLINE_BYTES, chat_file
 
 Role = Literal["system", "user", "assistant", "tool"]
 ReasoningEffort = Literal["none", "low", "medium", "high", "xhigh"]
