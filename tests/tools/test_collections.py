@@ -279,6 +279,26 @@ async def test_adding_an_unknown_file_says_what_to_check(client: Client):
     assert "file-nope" in text
 
 
+async def test_add_document_uploads_a_local_file_first(client: Client, emulator: Emulator, tmp_path: Path):
+    collection_id = (await call(client, "create_collection", name="notes"))["collection_id"]
+    notes = tmp_path / "orchard.txt"
+    notes.write_text(APPLES)
+    added = await call(client, "add_document", collection_id=collection_id, path=str(notes), wait_seconds=10)
+    assert added["status"] == "processed" and added["name"] == "orchard.txt"
+    assert len(emulator.requests("UploadFile")) == 1 + 1  # the init message and one data chunk
+    assert emulator.requests("AddDocumentToCollection")[-1].file_id == added["file_id"]
+    stored = emulator.env.files.get(added["file_id"], None)
+    assert stored is not None and stored.data == APPLES.encode()
+
+    failed = error_text(
+        await client.call_tool("add_document", {"collection_id": "collection_nope", "path": str(notes)})
+    )
+    assert "collection_nope" in failed and "retry with file_id" in failed
+    for both_or_neither in ({"file_id": "file_x", "path": str(notes)}, {}):
+        text = error_text(await client.call_tool("add_document", {"collection_id": collection_id, **both_or_neither}))
+        assert "give exactly one of file_id" in text
+
+
 # --- search ---------------------------------------------------------------------------------------
 
 

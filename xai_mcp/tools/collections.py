@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from xai_mcp import rpc
 from xai_mcp._pb.v1 import collections_pb2, shared_pb2
-from xai_mcp.errors import InputError
+from xai_mcp.errors import InputError, XaiError
 from xai_mcp.polling import Poll, Progress, wait_for
 from xai_mcp.rpc import XaiClient
 from xai_mcp.settings import ConfigError
@@ -24,6 +24,7 @@ from xai_mcp.state import ToolContext
 from xai_mcp.tools._common import CREATES, DESTRUCTIVE, READ_ONLY, SPENDS, ToolSpec, app
 from xai_mcp.tools._lean import Lean
 from xai_mcp.tools._units import iso_time
+from xai_mcp.tools.files import upload_file
 
 DocumentState = Literal["processing", "processed", "failed", "unknown"]
 Order = Literal["ascending", "descending"]
@@ -303,21 +304,43 @@ async def delete_collection(collection_id: CollectionId, ctx: ToolContext) -> De
 
 async def add_document(
     collection_id: CollectionId,
-    file_id: FileId,
+    file_id: Annotated[
+        str | None,
+        Field(min_length=1, max_length=200, description="An uploaded file's id. Use either file_id or path."),
+    ] = None,
+    path: Annotated[
+        str | None,
+        Field(
+            min_length=1,
+            max_length=4096,
+            description="A local file (under the home, output or temp folder) to upload first, then add.",
+        ),
+    ] = None,
     fields: Fields = None,
     wait_seconds: WaitSeconds = None,
     *,
     ctx: ToolContext,
 ) -> DocumentInfo:
-    """Add an uploaded file (its xAI file id) to a document collection; xAI then indexes it. Spends money on the
-    user's xAI account (indexing and storage). Waits up to wait_seconds for indexing with progress, then returns
-    the document: status 'processed' (searchable), 'failed', or 'processing' with a next_step (resume with
-    get_document)."""
-    await _management(ctx).call(
-        rpc.ADD_DOCUMENT,
-        collections_pb2.AddDocumentToCollectionRequest(collection_id=collection_id, file_id=file_id, fields=fields),
-        subject=f"collection {collection_id!r} or file {file_id!r}",
-    )
+    """Add a file to a document collection: an uploaded file (file_id) or a local file (path, uploaded first as
+    upload_file does); xAI then indexes it. Spends money on the user's xAI account (indexing and storage). Waits
+    up to wait_seconds for indexing with progress, then returns the document: status 'processed' (searchable),
+    'failed', or 'processing' with a next_step (resume with get_document)."""
+    if (file_id is None) == (path is None):
+        raise InputError("file_id: give exactly one of file_id (an uploaded file) or path (a local file to upload)")
+    client = _management(ctx)  # before uploading: without a management key nothing is sent
+    if path is not None:
+        file_id = (await upload_file(path=path, ctx=ctx)).file.file_id
+    assert file_id is not None
+    try:
+        await client.call(
+            rpc.ADD_DOCUMENT,
+            collections_pb2.AddDocumentToCollectionRequest(collection_id=collection_id, file_id=file_id, fields=fields),
+            subject=f"collection {collection_id!r} or file {file_id!r}",
+        )
+    except XaiError as error:
+        if path is not None:  # the upload stays: say so, so a retry does not upload it again
+            error.note(f" {path} was uploaded as file {file_id!r}: retry with file_id instead of path.")
+        raise
     return await _wait_indexed(ctx, collection_id, file_id, wait_seconds)
 
 
@@ -424,7 +447,8 @@ TOOLS = [
         add_document,
         SPENDS,
         "Add a document",
-        "add an uploaded file to a collection; waits for indexing with progress (resumable with get_document)",
+        "add a file (an uploaded file's id, or a local path it uploads) to a collection; waits for indexing "
+        "with progress (resumable with get_document)",
         "indexing",
     ),
     ToolSpec(remove_document, DESTRUCTIVE, "Remove a document", "remove a document from a collection"),
