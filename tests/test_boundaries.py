@@ -84,6 +84,8 @@ async def test_image_files_are_checked_before_anything_is_sent(client: Client, e
         assert OUTSIDE.read_text().strip() not in message  # nothing of the file's content leaks
     assert "images[0]: no such file" in await edit(sources["dangling"])
     assert "images[0]: no such file: ~/xai-mcp-surely-missing.png" in await edit(sources["home_missing"])
+    # A home folder of a user that does not exist: expanding it raises RuntimeError, not OSError.
+    assert "images[0]: no such file: ~nobody-xai-mcp/a.png" in await edit("~nobody-xai-mcp/a.png")
     assert "images[0]: not a valid file path" in await edit("bad\x00path.png")
     assert emulator.calls["GenerateImage"] == 0
 

@@ -270,6 +270,9 @@ def invalid(schema: dict[str, Any], defs: dict[str, Any]) -> st.SearchStrategy[A
         candidates.append(None)
     for kind in kinds - {"null"}:
         candidates += _WRONG_TYPES.get(kind, [])
+    # A wrong type for one branch of a union can be right for another (true for `bool | options`).
+    whole = jsonschema.Draft202012Validator({**schema, "$defs": defs})
+    candidates = [c for c in candidates if not whole.is_valid(c)]
     options = [st.sampled_from(candidates)]
     solid = [v for v in variants if v.get("type") != "null"]
     if len(solid) == 1:

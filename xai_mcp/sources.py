@@ -80,9 +80,9 @@ def check_local_file(value: str, field: str, roots: Sequence[Path], *, max_bytes
     """
     if "\x00" in value or len(value) > os.pathconf("/", "PC_PATH_MAX"):
         raise InputError(f"{field}: not a valid file path")
-    path = Path(value).expanduser()
     try:
-        resolved = path.resolve(strict=True)
+        # expanduser is inside: "~nobody-here/x" names a user with no home and raises RuntimeError.
+        resolved = Path(value).expanduser().resolve(strict=True)
     except (OSError, RuntimeError):
         raise InputError(f"{field}: no such file: {value}") from None
     allowed = [Path(r).expanduser().resolve() for r in roots]
