@@ -211,6 +211,10 @@ def configure_logging(verbosity: int, default: str, secrets: Sequence[str] = ())
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_ScrubbingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", secrets))
     logging.basicConfig(level=level, handlers=[handler], force=True)
+    # One line per started paid job even at the default WARNING: it is not a warning, but it is the
+    # operator's record of work being paid for (its request id), and rare. ERROR still silences it.
+    jobs = logging.getLogger("xai_mcp.jobs")
+    jobs.setLevel(logging.ERROR if level == "ERROR" else min(logging.INFO, logging.getLevelName(level)))
 
 
 def _settings(args: argparse.Namespace) -> Settings:

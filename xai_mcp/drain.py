@@ -1,0 +1,137 @@
+"""Draining: how the server stops without losing paid work (SIGTERM/SIGINT, or stdin closing).
+
+Once a drain begins:
+- new tool calls are refused with `SHUTTING_DOWN` (over HTTP the listener also closes, so a load
+  balancer sends new calls to another replica);
+- calls waiting on a long job (polling.wait_for) stop waiting at once and return the same
+  'pending' result with xAI's request id that the wait window gives, so the agent resumes elsewhere;
+- every other call in flight (streamed chats, sampling, unary paid calls) gets `grace` seconds to
+  finish; at the end of the grace the calls still running are stopped and answer `CUT_AT_GRACE`.
+
+The runners (serve.py) begin the drain and wait for `settle()` before they exit. One `Drain`
+per server; the tool wrapper (tools/_common.py) runs every call inside `Drain.call()`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+import anyio
+
+from xai_mcp.errors import UserError
+
+log = logging.getLogger(__name__)
+
+SHUTTING_DOWN = "the server is shutting down; call again (another replica will take it)"
+CUT_AT_GRACE = (
+    "the server shut down before this call finished: its shutdown grace period (XAI_MCP_DRAIN_SECONDS) ended; "
+    "call again"
+)
+
+
+class ShuttingDown(UserError):
+    """A call refused or stopped because the server is draining; the message says what to do."""
+
+
+class Drain:
+    """The server's shutdown state: whether it is draining, and the tool calls still running."""
+
+    def __init__(self, grace: float) -> None:
+        self.grace = grace
+        self.reason = ""
+        self._draining = False
+        self._running: set[anyio.CancelScope] = set()
+        # Made on first use, inside the event loop (an anyio.Event needs one; a Drain may be made outside).
+        self._begun: anyio.Event | None = None
+        self._emptied: anyio.Event | None = None
+
+    @property
+    def draining(self) -> bool:
+        return self._draining
+
+    @property
+    def running(self) -> int:
+        return len(self._running)
+
+    def begin(self, reason: str) -> None:
+        """Start draining (idempotent). Call from the event loop's thread."""
+        if self.draining:
+            return
+        self.reason = reason
+        self._draining = True
+        if self._begun is not None:
+            self._begun.set()
+        log.warning(
+            "%s: draining — new calls are refused, long-job waits return their request ids, "
+            "%d call(s) in flight get up to %.0f s to finish",
+            reason,
+            self.running,
+            self.grace,
+        )
+
+    async def started(self) -> None:
+        """Return once the drain has begun."""
+        if self._begun is None:
+            self._begun = anyio.Event()
+        if not self._draining:
+            await self._begun.wait()
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep, but wake at once if a drain begins (long-job waits poll with this)."""
+        with anyio.move_on_after(seconds):
+            await self.started()
+
+    @contextmanager
+    def call(self) -> Iterator[None]:
+        """Run one tool call: refused while draining, tracked while it runs, stopped at the grace's end."""
+        if self.draining:
+            raise ShuttingDown(SHUTTING_DOWN)
+        token = _current.set(self)
+        scope = anyio.CancelScope()
+        self._running.add(scope)
+        try:
+            with scope:
+                yield
+        finally:
+            self._running.discard(scope)
+            _current.reset(token)
+            if not self._running and self._emptied is not None:
+                self._emptied.set()
+        if scope.cancelled_caught:
+            raise ShuttingDown(CUT_AT_GRACE)
+
+    async def settle(self) -> bool:
+        """After `begin`: wait until no call is running or the grace ends; then stop what still runs.
+
+        Returns whether every call finished within the grace.
+        """
+        started = time.monotonic()
+        with anyio.move_on_after(self.grace):
+            while self._running:
+                if self._emptied is None or self._emptied.is_set():
+                    self._emptied = anyio.Event()  # shared by every waiter (stdin's end and a signal may both settle)
+                await self._emptied.wait()
+        finished = not self._running
+        for scope in list(self._running):
+            scope.cancel()
+        if finished:
+            log.warning("drained in %.1f s: every call in flight finished", time.monotonic() - started)
+        else:
+            log.warning(
+                "shutdown grace of %.0f s ended: stopping %d call(s) still running",
+                self.grace,
+                len(self._running),
+            )
+        return finished
+
+
+_current: ContextVar[Drain | None] = ContextVar("xai_mcp_drain", default=None)
+
+
+def current() -> Drain | None:
+    """The drain of the server running this tool call (None outside a call)."""
+    return _current.get()
