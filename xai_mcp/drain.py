@@ -15,6 +15,7 @@ per server; the tool wrapper (tools/_common.py) runs every call inside `Drain.ca
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,6 +34,9 @@ CUT_AT_GRACE = (
 )
 
 
+UNWIND_SECONDS = 2.0  # for calls stopped at the grace's end to cancel their gRPC calls and answer
+
+
 class ShuttingDown(UserError):
     """A call refused or stopped because the server is draining; the message says what to do."""
 
@@ -45,6 +49,7 @@ class Drain:
         self.reason = ""
         self._draining = False
         self._running: set[anyio.CancelScope] = set()
+        self._last_ended = -math.inf  # time.monotonic() when a call last returned
         # Made on first use, inside the event loop (an anyio.Event needs one; a Drain may be made outside).
         self._begun: anyio.Event | None = None
         self._emptied: anyio.Event | None = None
@@ -98,35 +103,43 @@ class Drain:
                 yield
         finally:
             self._running.discard(scope)
+            self._last_ended = time.monotonic()
             _current.reset(token)
             if not self._running and self._emptied is not None:
                 self._emptied.set()
         if scope.cancelled_caught:
             raise ShuttingDown(CUT_AT_GRACE)
 
+    async def written(self, seconds: float) -> None:
+        """Wait until `seconds` have passed since the last call returned: the SDK writes a call's
+        answer just after the tool returns. Nothing to wait for when no call ended lately."""
+        await anyio.sleep(max(0.0, self._last_ended + seconds - time.monotonic()))
+
     async def settle(self) -> bool:
-        """After `begin`: wait until no call is running or the grace ends; then stop what still runs.
+        """After `begin`: wait until no call is running or the grace ends; then stop what still runs
+        (each answers `CUT_AT_GRACE`) and give it `UNWIND_SECONDS` to do so.
 
         Returns whether every call finished within the grace.
         """
         started = time.monotonic()
         with anyio.move_on_after(self.grace):
-            while self._running:
-                if self._emptied is None or self._emptied.is_set():
-                    self._emptied = anyio.Event()  # shared by every waiter (stdin's end and a signal may both settle)
-                await self._emptied.wait()
+            await self._idle()
         finished = not self._running
-        for scope in list(self._running):
-            scope.cancel()
         if finished:
             log.warning("drained in %.1f s: every call in flight finished", time.monotonic() - started)
-        else:
-            log.warning(
-                "shutdown grace of %.0f s ended: stopping %d call(s) still running",
-                self.grace,
-                len(self._running),
-            )
-        return finished
+            return True
+        log.warning("shutdown grace of %.0f s ended: stopping %d call(s) still running", self.grace, self.running)
+        for scope in list(self._running):
+            scope.cancel()
+        with anyio.move_on_after(UNWIND_SECONDS):
+            await self._idle()
+        return False
+
+    async def _idle(self) -> None:
+        while self._running:
+            if self._emptied is None or self._emptied.is_set():
+                self._emptied = anyio.Event()  # shared by every waiter (stdin's end and a signal may both settle)
+            await self._emptied.wait()
 
 
 _current: ContextVar[Drain | None] = ContextVar("xai_mcp_drain", default=None)

@@ -234,7 +234,7 @@ def uvicorn_server(app: object, *, host: str, port: int, limits: HttpLimits) -> 
 
     # The SDK answers tool calls as server-sent events; sse_starlette ends every such response
     # the moment uvicorn is asked to stop, cutting calls in flight. Our drain ends them instead.
-    AppStatus.disable_automatic_graceful_drain()
+    AppStatus.disable_automatic_graceful_drain()  # type: ignore[no-untyped-call]
     config = uvicorn.Config(
         app,  # type: ignore[arg-type]
         host=host,

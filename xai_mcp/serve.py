@@ -96,7 +96,7 @@ async def _run_stdio(server: MCPServer, drain: Drain) -> None:
                     await held_in.send(message)
                 drain.begin("stdin closed")
                 await drain.settle()
-                await anyio.sleep(FLUSH_SECONDS)
+                await drain.written(FLUSH_SECONDS)
 
         tasks.start_soon(forward_until_drained)
         await lowlevel.run(held_out, stdout, lowlevel.create_initialization_options())
@@ -116,7 +116,7 @@ async def _drain_on_signal(drain: Drain, scope: anyio.CancelScope, closed: anyio
 
 async def _exit_when_drained(drain: Drain, scope: anyio.CancelScope, closed: anyio.Event) -> None:
     await drain.settle()
-    await anyio.sleep(FLUSH_SECONDS)
+    await drain.written(FLUSH_SECONDS)
     scope.cancel()  # unwinds the session and the lifespan, which closes the channel
     with anyio.CancelScope(shield=True), anyio.move_on_after(5):
         await closed.wait()
