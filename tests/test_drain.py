@@ -20,8 +20,8 @@ from typing import Any
 import anyio
 import httpx2
 import pytest
+from _helpers import TEST_KEY, structured
 from _secret_scan import scan_process
-from conftest import TEST_KEY, structured
 from mcp import Client
 from test_http import HEADERS, INIT, _client, _free_port, _replica_async, _wait_listening
 from test_stdio import RawServer, _env
