@@ -135,7 +135,12 @@ async def test_sigterm_with_200_calls_in_flight_over_http_cuts_none_and_exits_0(
     in_flight = 0
 
     grace = 45  # the default 20 s is plenty for the server; the test's own loop (200 clients) is slow
-    env = {"XAI_MCP_HTTP_MAX_CONNECTIONS": "512", "XAI_MCP_DRAIN_SECONDS": str(grace)}
+    # A paid-call slot per call, so all 200 reach the emulator and are under way at the signal.
+    env = {
+        "XAI_MCP_HTTP_MAX_CONNECTIONS": "512",
+        "XAI_MCP_DRAIN_SECONDS": str(grace),
+        "XAI_MCP_MAX_PAID_INFLIGHT": "256",
+    }
     async with _http_server(emulator, tmp_path, **env) as server:
 
         async def one(index: int, connected: anyio.Event) -> None:
