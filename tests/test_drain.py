@@ -26,7 +26,7 @@ from mcp import Client
 from test_http import HEADERS, INIT, _client, _free_port, _replica_async, _wait_listening
 from test_stdio import RawServer, _env
 
-from xai_mcp.drain import CUT_AT_GRACE, SHUTTING_DOWN
+from xai_mcp.drain import CUT_AT_GRACE, NOT_SENT, SHUTTING_DOWN
 from xai_mcp.emulator.server import Emulator
 from xai_mcp.serve import build_http_service
 from xai_mcp.server import create_server
@@ -313,6 +313,27 @@ async def test_stdio_sigterm_lets_a_streaming_chat_finish_refuses_new_calls_and_
     assert refused["isError"] and SHUTTING_DOWN in refused["content"][0]["text"]
     assert emulator.calls["TokenizeText"] == 0  # refused before anything reached xAI
     assert took < 20
+
+
+async def test_a_paid_call_still_waiting_for_its_turn_at_sigterm_is_refused_unsent(emulator, tmp_path):
+    emulator.config.latency = 2.0  # the first chat holds the only paid-call slot for 2 s
+
+    def session() -> tuple[int, dict[Any, dict[str, Any]]]:
+        server = _stdio(emulator, tmp_path, XAI_MCP_MAX_PAID_INFLIGHT="1")
+        server.initialize()
+        server.send(_tool_call(2, "chat", {"prompt": "first"}, token=2))
+        server.send(_tool_call(3, "chat", {"prompt": "second"}, token=3))
+        _until(server, lambda m: "waiting for its turn" in m.get("params", {}).get("message", ""))
+        server.proc.send_signal(signal.SIGTERM)
+        code, rest, _ = server.finish(timeout=30)
+        return code, _answers(b"".join(server.lines) + rest)
+
+    code, answers = await anyio.to_thread.run_sync(session)
+    assert code == 0
+    assert answers[2]["result"]["structuredContent"]["content"] == "Emulated reply to: first"
+    refused = answers[3]["result"]
+    assert refused["isError"] and NOT_SENT in refused["content"][0]["text"]
+    assert [r.messages[0].content[0].text for r in emulator.requests("GetCompletionChunk")] == ["first"]
 
 
 async def test_stdio_sigterm_returns_a_video_wait_as_pending_and_a_fresh_server_resumes_it(emulator, tmp_path):

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
@@ -28,6 +28,7 @@ from xai_mcp.errors import UserError
 log = logging.getLogger(__name__)
 
 SHUTTING_DOWN = "the server is shutting down; call again (another replica will take it)"
+NOT_SENT = f"{SHUTTING_DOWN}; this call was still waiting for its turn and was not sent, so nothing was spent"
 CUT_AT_GRACE = (
     "the server shut down before this call finished: its shutdown grace period (XAI_MCP_DRAIN_SECONDS) ended; "
     "call again"
@@ -89,6 +90,23 @@ class Drain:
         """Sleep, but wake at once if a drain begins (long-job waits poll with this)."""
         with anyio.move_on_after(seconds):
             await self.started()
+
+    async def before_drain(self, wait: Callable[[], Awaitable[object]]) -> bool:
+        """Await `wait()` unless a drain begins first (it is then cancelled). Whether it completed."""
+        if self._draining:
+            return False
+        done = False
+        async with anyio.create_task_group() as race:
+
+            async def stop_on_drain() -> None:
+                await self.started()
+                race.cancel_scope.cancel()
+
+            race.start_soon(stop_on_drain)
+            await wait()
+            done = True  # no checkpoint since the wait returned: a drain now cannot undo it
+            race.cancel_scope.cancel()
+        return done
 
     @contextmanager
     def call(self) -> Iterator[None]:
