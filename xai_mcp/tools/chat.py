@@ -161,14 +161,15 @@ async def chat(
         if any(part.file.url for message in request.messages for part in message.content):
             err.note(FILE_URL_HINT)
         raise
-    # Journaled before waiting: if this call is cancelled now, list_jobs still finds the paid job.
+    # The id goes to the caller first (no store in the way), then to the journal, both before waiting:
+    # if this call is cancelled now, the caller has the id and list_jobs still finds the paid job.
+    progress = Progress(ctx)
+    await job_started(progress, kind="deferred chat", request_id=started.request_id, resume_tool="get_deferred_chat")
     prompt = params.prompt if params.prompt is not None else f"({len(params.messages or [])} messages)"
     await state.books.journal(
         started.request_id, tool="chat", kind="deferred_chat", summary=summary(request.model, prompt)
     )
     window = state.settings.wait_seconds if wait_seconds is None else wait_seconds
-    progress = Progress(ctx)
-    await job_started(progress, kind="deferred chat", request_id=started.request_id, resume_tool="get_deferred_chat")
     return await _wait_deferred(ctx, started.request_id, window, schema_given=schema_given, progress=progress)
 
 

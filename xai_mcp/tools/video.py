@@ -235,12 +235,13 @@ async def _wait(
 async def _start_and_wait(
     ctx: ToolContext, request_id: str, wait_seconds: float | None, model: str, *, tool: str, prompt: str
 ) -> VideoResult:
-    """Journal and announce a job just started, then wait on it; if polling fails, the error still names the id."""
-    # Journaled before waiting: if this call is cancelled now, list_jobs still finds the paid job.
-    await app(ctx).books.journal(request_id, tool=tool, kind="video", summary=summary(model, prompt))
+    """Announce and journal a job just started, then wait on it; if polling fails, the error still names the id."""
+    # The id goes to the caller first (no store in the way), then to the journal, both before waiting:
+    # if this call is cancelled now, the caller has the id and list_jobs still finds the paid job.
     progress = Progress(ctx)
     kind = "video extension" if tool == "extend_video" else "video"
     await job_started(progress, kind=kind, request_id=request_id, resume_tool="get_video")
+    await app(ctx).books.journal(request_id, tool=tool, kind="video", summary=summary(model, prompt))
     try:
         return await _wait(ctx, request_id, wait_seconds, model, tool=tool, progress=progress)
     except XaiError as err:
