@@ -20,10 +20,10 @@ from typing import Any
 import anyio
 import httpx2
 import pytest
-from _helpers import TEST_KEY, structured
+from _helpers import TEST_KEY, free_port, structured
 from _secret_scan import scan_process
 from mcp import Client
-from test_http import HEADERS, INIT, _client, _free_port, _replica_async, _wait_listening
+from test_http import HEADERS, INIT, _client, _replica_async, _wait_listening
 from test_stdio import RawServer, _env
 
 from xai_mcp.drain import CUT_AT_GRACE, NOT_SENT, SHUTTING_DOWN
@@ -40,7 +40,7 @@ class HttpServer:
     """`xai-mcp serve --transport http` in a subprocess whose signals and exit the test controls."""
 
     def __init__(self, emulator: Emulator, tmp_path: Any, **env: str) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/mcp"
         self.stderr_path = tmp_path / f"http-{self.port}.log"
         base = {**_env(emulator, XAI_MCP_OUTPUT_DIR=str(tmp_path)), **env}
@@ -255,7 +255,7 @@ async def test_a_second_signal_during_the_drain_exits_at_once_over_http(emulator
 
 
 async def test_readyz_turns_503_when_the_drain_begins(settings: Settings):
-    service = build_http_service(settings, host="127.0.0.1", port=_free_port())
+    service = build_http_service(settings, host="127.0.0.1", port=free_port())
     transport = httpx2.ASGITransport(app=service.app)
     async with httpx2.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
         service.drain.begin("test")
