@@ -211,6 +211,10 @@ def configure_logging(verbosity: int, default: str, secrets: Sequence[str] = ())
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_ScrubbingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", secrets))
     logging.basicConfig(level=level, handlers=[handler], force=True)
+    # One line per started paid job even at the default WARNING: it is not a warning, but it is the
+    # operator's record of work being paid for (its request id), and rare. ERROR still silences it.
+    jobs = logging.getLogger("xai_mcp.jobs")
+    jobs.setLevel(logging.ERROR if level == "ERROR" else min(logging.INFO, logging.getLevelName(level)))
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -252,6 +256,11 @@ def _dispatch(command: str, args: argparse.Namespace, settings: Settings) -> int
     if command == "serve":
         if getattr(args, "transport", "stdio") == "http":
             anyio.run(lambda: serve.serve_http(settings, host=args.host, port=args.port, emulator=emulator))
+            # Drained and closed (channel, sockets). Interpreter teardown would still spend about 1.5 s
+            # finalizing gRPC's objects: a restart would wait for nothing. Leave now.
+            logging.shutdown()
+            sys.stdout.flush()
+            os._exit(0)
         else:
             anyio.run(lambda: serve.serve_stdio(settings, emulator=emulator))
         return 0

@@ -20,9 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import resource
+import signal
 import time
 from dataclasses import dataclass
+from types import FrameType
 
 import h11
 import uvicorn
@@ -37,6 +40,7 @@ HEADER_BYTES = 64 * 1024  # largest request head (request line and headers) we b
 REFUSED_LINGER = 0.5  # seconds a refused connection stays open for its 503 to be read
 MAX_LINGERING = 128  # refused connections lingering at once; beyond, they are closed at once
 FILES_RESERVE = 128  # open files besides client sockets: gRPC, logs, listening sockets, images
+ANSWER_MARGIN = 5.0  # seconds past the drain's grace for the last answers to be written out
 
 
 @dataclass(frozen=True)
@@ -54,7 +58,8 @@ class HttpLimits:
             max_connections=settings.http_max_connections,
             header_timeout=settings.http_header_timeout,
             keep_alive_timeout=settings.http_keep_alive_timeout,
-            shutdown_timeout=settings.http_shutdown_timeout,
+            # Never cut a connection before the drain's grace is over (see xai_mcp/drain.py).
+            shutdown_timeout=max(settings.http_shutdown_timeout, settings.drain_seconds + ANSWER_MARGIN),
         )
 
 
@@ -206,9 +211,30 @@ def ensure_open_files(limits: HttpLimits) -> None:
     )
 
 
-def uvicorn_server(app: object, *, host: str, port: int, limits: HttpLimits) -> uvicorn.Server:
-    """A uvicorn server for `app`. Its `should_exit` starts a graceful shutdown (uvicorn also sets it
-    on SIGINT/SIGTERM); running requests get `limits.shutdown_timeout` seconds to finish."""
+class DrainingServer(uvicorn.Server):
+    """uvicorn's server with our signal handling. The first SIGINT/SIGTERM sets `should_exit`
+    (the listener closes, and serve.py drains the calls in flight); the process then exits 0, not
+    by re-raising the signal as uvicorn does. A second signal exits at once, with 128 + its number."""
+
+    stop_reason = "asked to stop"
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        name = signal.Signals(sig).name
+        if self.should_exit:
+            os.write(2, f"xai-mcp: {name} during shutdown: exiting at once, cutting calls in flight\n".encode())
+            os._exit(128 + sig)
+        self.stop_reason = f"received {name}"
+        self.should_exit = True
+
+
+def uvicorn_server(app: object, *, host: str, port: int, limits: HttpLimits) -> DrainingServer:
+    """A uvicorn server for `app`. Its `should_exit` starts a graceful shutdown (also set on
+    SIGINT/SIGTERM); open connections get `limits.shutdown_timeout` seconds to finish."""
+    from sse_starlette.sse import AppStatus
+
+    # The SDK answers tool calls as server-sent events; sse_starlette ends every such response
+    # the moment uvicorn is asked to stop, cutting calls in flight. Our drain ends them instead.
+    AppStatus.disable_automatic_graceful_drain()  # type: ignore[no-untyped-call]
     config = uvicorn.Config(
         app,  # type: ignore[arg-type]
         host=host,
@@ -227,4 +253,4 @@ def uvicorn_server(app: object, *, host: str, port: int, limits: HttpLimits) -> 
         server_header=False,
         proxy_headers=False,
     )
-    return uvicorn.Server(config)
+    return DrainingServer(config)

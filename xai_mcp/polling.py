@@ -6,6 +6,13 @@ goes out at least that often (hosts such as Claude Code keep waiting while progr
 and gives up waiting — not the job — when the window ends: the caller then returns a pending
 result with xAI's request id, which any server replica can resume.
 
+Every paid long job is announced the moment it starts (`job_started`): its request id goes to
+the caller in the first progress message and to the operator in one log line, so a call cut
+short (cancelled by the client, or a lost connection) never loses the id of work being paid for.
+
+When the server drains (xai_mcp/drain.py), a wait stops at once and returns like a closed
+window: the caller's pending result carries the request id to resume on another replica.
+
 Streamed answers (chat, sampling) report progress through `StreamProgress` the same way: at
 once when the first piece arrives, then at most every `STREAM_INTERVAL`, and a heartbeat at
 least every `HEARTBEAT` while nothing arrives.
@@ -24,7 +31,12 @@ from typing import Any, Generic, TypeVar
 import anyio
 from mcp.server.mcpserver import Context
 
+from xai_mcp import drain
+
 log = logging.getLogger(__name__)
+# Started paid jobs, one line each. Its level is INFO even when the rest logs at WARNING (cli.py):
+# the line is how an operator recovers a paid job whose answer never reached its caller.
+job_log = logging.getLogger("xai_mcp.jobs")
 
 T = TypeVar("T")
 
@@ -65,6 +77,15 @@ class Progress:
         await self._ctx.report_progress(self._value, total, message)
 
 
+async def job_started(progress: Progress, *, kind: str, request_id: str, resume_tool: str) -> None:
+    """Announce a paid long job that just started: one log line, and the caller's first progress message."""
+    job_log.info("paid job started: %s request_id %s (resume with %s)", kind, request_id, resume_tool)
+    try:
+        await progress.report(0.0, f"{kind} started: request_id {request_id} — resumable with {resume_tool}")
+    except Exception as err:  # best effort: the result carries the id too
+        log.debug("%s start not reported: %r", kind, err)
+
+
 def next_interval(elapsed: float, percent: float | None, previous: float, started_at_percent: float = 0.0) -> float:
     """Seconds until the next poll: sooner near the expected finish, never past the heartbeat."""
     if percent is not None and percent > started_at_percent and elapsed > 0:
@@ -84,7 +105,9 @@ async def wait_for(
     """Poll `fetch` until the job is done or `window` seconds have passed.
 
     Cancellation (a client's notifications/cancelled) interrupts the sleep or the poll at once.
+    A drain beginning ends the wait as the window's end does (after the poll under way).
     """
+    stop = drain.current()
     started = time.monotonic()
     deadline = started + window
     polls = 0
@@ -106,10 +129,13 @@ async def wait_for(
         await progress.report(
             poll.percent if poll.percent is not None else elapsed, message, 100.0 if poll.percent is not None else None
         )
-        if remaining <= 0:
+        if remaining <= 0 or (stop is not None and stop.draining):
             return Waited(poll, polls, elapsed)
         interval = next_interval(elapsed, poll.percent, interval, first_percent)
-        await anyio.sleep(min(interval, remaining))
+        if stop is None:
+            await anyio.sleep(min(interval, remaining))
+        else:
+            await stop.sleep(min(interval, remaining))
 
 
 class StreamProgress:

@@ -55,7 +55,7 @@ from google.protobuf import empty_pb2
 from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import Message
 
-from xai_mcp import __version__
+from xai_mcp import __version__, drain
 from xai_mcp._pb.v1 import (
     auth_pb2,
     batch_pb2,
@@ -801,8 +801,14 @@ class XaiClient:
                 except Exception as err:  # best effort: a lost notification must not stop the call
                     log.debug("%s queue progress not sent: %r", rpc.name, err)
         waited = self.settings.paid_queue_seconds
+        stop = drain.current()
         with anyio.move_on_after(waited) as queue:
-            await slots.acquire_on_behalf_of(borrower)
+            if stop is None:
+                await slots.acquire_on_behalf_of(borrower)
+            elif not await stop.before_drain(lambda: slots.acquire_on_behalf_of(borrower)):
+                # Nothing sent, nothing spent: another replica can take it now rather than after a queue here.
+                log.warning("%s not sent: the server is shutting down", rpc.name)
+                raise drain.ShuttingDown(drain.NOT_SENT)
         if queue.cancelled_caught:
             log.warning("%s not sent: no paid-call slot within %g s", rpc.name, waited)
             raise busy(what=rpc.label, limit=int(slots.total_tokens), waited=waited)

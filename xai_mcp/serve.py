@@ -1,5 +1,9 @@
-"""Running the server: stdio (with clean shutdown on EOF, SIGINT, SIGTERM) or streamable HTTP
-(the SDK's app behind `http_app.HttpGuard`, on a uvicorn configured in `http_server`)."""
+"""Running the server: stdio or streamable HTTP (the SDK's app behind `http_app.HttpGuard`, on a
+uvicorn configured in `http_server`).
+
+Both drain on SIGINT/SIGTERM (stdio also when stdin closes): calls in flight finish or return
+their job's request id, within XAI_MCP_DRAIN_SECONDS (xai_mcp/drain.py), then the process exits 0.
+A second signal during the drain exits at once with 128 + its number."""
 
 from __future__ import annotations
 
@@ -12,9 +16,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import anyio
+from mcp.server.mcpserver import MCPServer
+from mcp.server.stdio import stdio_server
 from mcp.server.transport_security import TransportSecuritySettings
+from mcp.shared._context_streams import create_context_streams
+from mcp.shared.message import SessionMessage
 from pydantic import SecretStr
 
+from xai_mcp.drain import Drain
 from xai_mcp.metrics import Metrics
 from xai_mcp.rpc import open_pool
 from xai_mcp.server import SharedToken, create_server
@@ -22,16 +31,18 @@ from xai_mcp.settings import ConfigError, Settings, is_loopback
 from xai_mcp.tools import parse_toolsets
 
 if TYPE_CHECKING:  # the HTTP stack is imported only when serving HTTP: stdio starts faster without it
-    import uvicorn
     from starlette.applications import Starlette
 
     from xai_mcp.http_app import MetricsAccess, ReadinessCheck
+    from xai_mcp.http_server import DrainingServer
 
 log = logging.getLogger(__name__)
 
 EMULATOR_KEY = "xai-emulator-key"
 EMULATOR_MANAGEMENT_KEY = "xai-emulator-management-key"
 _LOOPBACK_HOSTS = ("127.0.0.1:*", "localhost:*", "[::1]:*")
+FLUSH_SECONDS = 0.2  # after the last call returns, for the SDK to write its answer out before we exit
+STOP_POLL = 0.05  # seconds between looks at uvicorn's should_exit (uvicorn itself looks every 0.1 s)
 
 
 @asynccontextmanager
@@ -61,7 +72,7 @@ async def backend(settings: Settings, *, emulator: bool) -> AsyncIterator[Settin
 
 
 async def serve_stdio(settings: Settings, *, emulator: bool = False) -> None:
-    """Serve MCP over stdio until stdin closes or a SIGINT/SIGTERM arrives."""
+    """Serve MCP over stdio until stdin closes or a SIGINT/SIGTERM arrives; both drain first."""
     if settings.per_user_keys:
         raise ConfigError(
             "XAI_MCP_HTTP_AUTH=xai-key takes each HTTP client's key from its bearer token; over stdio there is "
@@ -69,25 +80,60 @@ async def serve_stdio(settings: Settings, *, emulator: bool = False) -> None:
         )
     async with backend(settings, emulator=emulator) as effective:
         closed = anyio.Event()
+        drain = Drain(effective.drain_seconds)
         server = create_server(
-            effective, toolsets=parse_toolsets(effective.toolsets), read_only=effective.read_only, closed=closed
+            effective,
+            toolsets=parse_toolsets(effective.toolsets),
+            read_only=effective.read_only,
+            closed=closed,
+            drain=drain,
         )
         async with anyio.create_task_group() as group:
-            group.start_soon(_exit_on_signal, group.cancel_scope, closed)
-            await server.run_stdio_async()  # returns when stdin reaches EOF
+            group.start_soon(_drain_on_signal, drain, group.cancel_scope, closed)
+            await _run_stdio(server, drain)  # returns when stdin reaches EOF and the drain is done
             group.cancel_scope.cancel()
 
 
-async def _exit_on_signal(scope: anyio.CancelScope, closed: anyio.Event) -> None:
+async def _run_stdio(server: MCPServer, drain: Drain) -> None:
+    """The SDK's run_stdio_async, except that stdin's end drains first: the SDK answers every call
+    still running with "Connection closed" as soon as its input ends."""
+    lowlevel = server._lowlevel_server  # the SDK offers no public way to run on our own streams
+    async with stdio_server() as (stdin, stdout), anyio.create_task_group() as tasks:
+        held_in, held_out = create_context_streams[SessionMessage | Exception](0)
+
+        async def forward_until_drained() -> None:
+            async with held_in:
+                async for message in stdin:
+                    await held_in.send(message)
+                drain.begin("stdin closed")
+                await drain.settle()
+                await drain.written(FLUSH_SECONDS)
+
+        tasks.start_soon(forward_until_drained)
+        await lowlevel.run(held_out, stdout, lowlevel.create_initialization_options())
+
+
+async def _drain_on_signal(drain: Drain, scope: anyio.CancelScope, closed: anyio.Event) -> None:
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async for received in signals:
-            log.info("received %s, shutting down", signal.Signals(received).name)
-            scope.cancel()  # unwinds running tools and the lifespan, which closes the channel
-            with anyio.CancelScope(shield=True), anyio.move_on_after(5):
-                await closed.wait()
-            # The SDK's stdin reader thread is blocked in readline(); normal interpreter exit
-            # would wait for it forever (python-sdk#3551), so leave at once, cleanly done.
-            os._exit(0)
+        async with anyio.create_task_group() as tasks:
+            async for received in signals:
+                name = signal.Signals(received).name
+                if drain.draining:
+                    log.warning("received %s during shutdown: exiting at once, cutting calls in flight", name)
+                    os._exit(128 + received)
+                drain.begin(f"received {name}")
+                tasks.start_soon(_exit_when_drained, drain, scope, closed)
+
+
+async def _exit_when_drained(drain: Drain, scope: anyio.CancelScope, closed: anyio.Event) -> None:
+    await drain.settle()
+    await drain.written(FLUSH_SECONDS)
+    scope.cancel()  # unwinds the session and the lifespan, which closes the channel
+    with anyio.CancelScope(shield=True), anyio.move_on_after(5):
+        await closed.wait()
+    # The SDK's stdin reader thread is blocked in readline(); normal interpreter exit
+    # would wait for it forever (python-sdk#3551), so leave at once, cleanly done.
+    os._exit(0)
 
 
 def http_security(host: str, extra_hosts: str) -> TransportSecuritySettings:
@@ -115,17 +161,29 @@ def check_http_bind(host: str, settings: Settings) -> None:
 
 @dataclass
 class HttpService:
-    """The HTTP service, assembled. Hooks for operators' code: `server.should_exit = True` starts a
-    graceful shutdown (uvicorn sets it on SIGINT/SIGTERM; `/readyz` answers 503 from then on), and
-    `readiness` takes more async checks (e.g. a state store's ping)."""
+    """The HTTP service, assembled. Hooks for operators' code: `server.should_exit = True` (or
+    `drain.begin(reason)`) starts a graceful shutdown, as SIGINT/SIGTERM do: the listener closes,
+    `/readyz` answers 503, and calls in flight drain (xai_mcp/drain.py); `readiness` takes more
+    async checks (e.g. a state store's ping)."""
 
     app: Starlette
-    server: uvicorn.Server
+    server: DrainingServer
     readiness: list[ReadinessCheck]
     metrics: Metrics
+    drain: Drain
 
     async def serve(self) -> None:
-        await self.server.serve()
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(self._drain_when_stopping)
+            await self.server.serve()  # returns once every connection is done (or its timeout cut it)
+            tasks.cancel_scope.cancel()
+
+    async def _drain_when_stopping(self) -> None:
+        while not self.server.should_exit and not self.drain.draining:
+            await anyio.sleep(STOP_POLL)
+        self.server.should_exit = True
+        self.drain.begin(self.server.stop_reason)
+        await self.drain.settle()
 
 
 def metrics_access(settings: Settings, metrics: Metrics) -> MetricsAccess:
@@ -154,6 +212,7 @@ def build_http_service(settings: Settings, *, host: str, port: int) -> HttpServi
     watch = ChannelWatch(open_pool)
     books = Books(settings)
     metrics = Metrics()
+    drain = Drain(settings.drain_seconds, refuse_new=False)  # the closed listener turns new calls away
     mcp = create_server(
         settings,
         toolsets=parse_toolsets(settings.toolsets),
@@ -161,6 +220,7 @@ def build_http_service(settings: Settings, *, host: str, port: int) -> HttpServi
         channel_factory=watch.open,
         books=books,
         metrics=metrics,
+        drain=drain,
     )
     app = mcp.streamable_http_app(
         streamable_http_path=MCP_PATH,
@@ -172,7 +232,7 @@ def build_http_service(settings: Settings, *, host: str, port: int) -> HttpServi
     server = uvicorn_server(app, host=host, port=port, limits=limits)
 
     async def not_stopping() -> str | None:
-        return "shutting down" if server.should_exit else None
+        return "shutting down" if server.should_exit or drain.draining else None
 
     readiness: list[ReadinessCheck] = [not_stopping, watch, store_check(books)]
     app.add_middleware(
@@ -182,7 +242,7 @@ def build_http_service(settings: Settings, *, host: str, port: int) -> HttpServi
         metrics=metrics_access(settings, metrics),
         per_user_keys=settings.per_user_keys,
     )
-    return HttpService(app=app, server=server, readiness=readiness, metrics=metrics)
+    return HttpService(app=app, server=server, readiness=readiness, metrics=metrics, drain=drain)
 
 
 def _auth_note(settings: Settings) -> str:

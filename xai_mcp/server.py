@@ -17,6 +17,7 @@ from mcp.server.auth.settings import AuthSettings
 from xai_mcp import __version__
 from xai_mcp.books import Books
 from xai_mcp.channels import ChannelPool
+from xai_mcp.drain import Drain
 from xai_mcp.keys import SCOPE, XaiKeyBearer
 from xai_mcp.metrics import Metrics
 from xai_mcp.rpc import XaiClient, open_management_channel, open_pool
@@ -66,11 +67,13 @@ def create_server(
     closed: anyio.Event | None = None,
     books: Books | None = None,
     metrics: Metrics | None = None,
+    drain: Drain | None = None,
 ) -> MCPServer:
     """The xai-mcp server. Settings are checked now, so a bad key or host fails at start-up.
 
     `metrics` records what tools and xAI calls do (the HTTP service serves it at /metrics).
     `closed` is set once the lifespan has closed the connections (the CLI waits for it on signals).
+    `drain` is the shutdown state the runners drive (serve.py); by default one that never begins.
     With `settings.http_tokens()`, HTTP requests must carry one of them as a bearer token; with
     per-user keys (`XAI_MCP_HTTP_AUTH=xai-key`), each carries its own xAI key and the server has none.
     `books` (the state store's bookkeeping) is made here unless given; it opens the store only on
@@ -87,6 +90,7 @@ def create_server(
     managing = settings.management() is not None
     if managing:
         settings.management_target()
+    drain = drain or Drain(settings.drain_seconds)
 
     @asynccontextmanager
     async def lifespan(server: MCPServer) -> AsyncIterator[AppContext]:
@@ -106,6 +110,7 @@ def create_server(
                 xai=xai,
                 settings=settings,
                 books=kept,
+                drain=drain,
                 metrics=recorder,
                 management=XaiClient(management, settings, metrics=recorder, management=True)
                 if management is not None

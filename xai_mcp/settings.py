@@ -174,6 +174,15 @@ class Settings(BaseSettings):
         float,
         Field(ge=0, le=3600, description="Seconds running HTTP requests get to finish on shutdown before being cut."),
     ] = 30.0
+    drain_seconds: Annotated[
+        float,
+        Field(
+            ge=0,
+            le=3600,
+            description="On SIGTERM/SIGINT (or stdin closing): seconds calls in flight get to finish before exit; "
+            "new calls are refused and long-job waits return their request id at once.",
+        ),
+    ] = 20.0
     http_allowed_hosts: Annotated[
         str, Field(description="Extra Host header values (comma-separated, e.g. mcp.example.com:*) accepted over HTTP.")
     ] = ""

@@ -379,7 +379,10 @@ async def test_deferred_chat_finishes_within_the_window(client: Client, emulator
     assert emulator.requests("GetDeferredCompletion")[-1].request_id == result["request_id"]
     # PENDING for 0.5 s: the waits in between were reported.
     assert progress.events and progress.increasing()
-    assert all(m.startswith("deferred chat: waiting") for m in progress.messages)
+    # The job's id goes out first (a cut call still leaves it with the caller), then the waits.
+    first, *waits = progress.messages
+    assert first == f"deferred chat started: request_id {result['request_id']} — resumable with get_deferred_chat"
+    assert waits and all(m.startswith("deferred chat: waiting") for m in waits)
 
 
 async def test_deferred_chat_pending_then_resumed_then_served_from_the_cache(

@@ -18,6 +18,7 @@ FIGURE_NAMES = (
     "polling",
     "memory",
     "image_payload",
+    "stdio_sigterm_exit",
     "http_throughput",
     "free_call_under_streams",
     "sigterm_exit",

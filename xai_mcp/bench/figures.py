@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import math
+import signal
 import statistics
 import time
 from collections import Counter
@@ -482,6 +483,44 @@ async def image_payload(run: Run) -> Figure:
     )
 
 
+# --- shutdown ------------------------------------------------------------------------------
+
+
+async def _sigterm_to_exit(run: Run, module: str) -> float:
+    """Seconds from SIGTERM to the process's exit, with nothing in flight."""
+    async with run.peer(module) as peer:
+        await _ready(peer)
+        assert peer.proc is not None
+        signalled = time.perf_counter()
+        peer.proc.send_signal(signal.SIGTERM)
+        await peer.proc.wait()
+        return time.perf_counter() - signalled
+
+
+async def stdio_sigterm_exit(run: Run) -> Figure:
+    """SIGTERM -> exit with nothing in flight: our drain (it still has to notice there is nothing to
+    wait for) vs the bare server, which SIGTERM's default action kills on the spot."""
+    ours_t: list[float] = []
+    bare_t: list[float] = []
+    for i in range(run.sizes.cold_starts):
+        pairs = [(OURS, ours_t), (BARE, bare_t)]
+        for module, sink in pairs if i % 2 == 0 else pairs[::-1]:
+            sink.append(await _sigterm_to_exit(run, module))
+    ours_stats = Stats.of(_ms(ours_t))
+    floor_stats = Stats.of(_ms(bare_t))
+    return Figure(
+        "stdio_sigterm_exit",
+        "SIGTERM to exit, idle, stdio",
+        "ms",
+        ours_stats,
+        floor_stats,
+        ours_stats.median / floor_stats.median,
+        "median < 1000 ms",
+        ours_stats.median < 1000,
+        "stdio server idle after tools/list; bare server dies by SIGTERM's default action",
+    )
+
+
 FIGURES: dict[str, Callable[[Run], Awaitable[Figure]]] = {
     "overhead": overhead,
     "throughput": throughput,
@@ -490,4 +529,5 @@ FIGURES: dict[str, Callable[[Run], Awaitable[Figure]]] = {
     "polling": polling,
     "memory": memory,
     "image_payload": image_payload,
+    "stdio_sigterm_exit": stdio_sigterm_exit,
 }

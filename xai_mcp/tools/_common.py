@@ -6,6 +6,7 @@ import functools
 import inspect
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,6 +71,9 @@ def tool_boundary(spec: ToolSpec, metrics: Metrics) -> Callable[..., Awaitable[A
     today's spending reached the daily budget, so every paid tool (today's and future toolsets') is
     covered and no work starts first (no batch created then refused its requests). Costs are
     counted where xAI reports them (`Books.charge` / `Books.settle`).
+
+    The call runs inside the server's drain: refused once a shutdown begins, tracked while it
+    runs, stopped at the grace's end (xai_mcp/drain.py).
     """
     fn, tool = spec.fn, spec.name
     in_flight = metrics.in_flight.labels(tool)
@@ -85,7 +89,8 @@ def tool_boundary(spec: ToolSpec, metrics: Metrics) -> Callable[..., Awaitable[A
         try:
             if spec.spends and isinstance(ctx, Context):
                 await app(ctx).books.check_budget()
-            result = await fn(*args, **kwargs)
+            with app(ctx).drain.call() if isinstance(ctx, Context) else nullcontext():
+                result = await fn(*args, **kwargs)
             outcome = Outcome.OK
             metrics.add_cost(tool, result, spends=spec.spends)
             return result

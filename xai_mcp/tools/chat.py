@@ -25,7 +25,7 @@ from xai_mcp import rpc
 from xai_mcp._pb.v1 import chat_pb2, deferred_pb2
 from xai_mcp.books import summary
 from xai_mcp.errors import ImageFetchFailed, cut_short
-from xai_mcp.polling import Poll, Progress, StreamProgress, wait_for
+from xai_mcp.polling import Poll, Progress, StreamProgress, job_started, wait_for
 from xai_mcp.state import ToolContext
 from xai_mcp.tools._common import DESTRUCTIVE, READ_ONLY, SPENDS, ToolSpec, app
 from xai_mcp.tools._units import tokens
@@ -99,12 +99,14 @@ async def _fetch_deferred(ctx: ToolContext, request_id: str) -> chat_pb2.GetDefe
     )
 
 
-async def _wait_deferred(ctx: ToolContext, request_id: str, window: float, *, schema_given: bool | None) -> ChatResult:
+async def _wait_deferred(
+    ctx: ToolContext, request_id: str, window: float, *, schema_given: bool | None, progress: Progress | None = None
+) -> ChatResult:
     async def fetch() -> Poll[chat_pb2.GetDeferredCompletionResponse]:
         response = await _fetch_deferred(ctx, request_id)
         return Poll(response, done=is_final(response.status))
 
-    waited = await wait_for(fetch, window=window, progress=Progress(ctx), label="deferred chat")
+    waited = await wait_for(fetch, window=window, progress=progress or Progress(ctx), label="deferred chat")
     result = from_deferred(request_id, waited.last.value, waited=waited.elapsed, schema_given=schema_given)
     if result.status != "pending":
         books = app(ctx).books
@@ -159,13 +161,16 @@ async def chat(
         if any(part.file.url for message in request.messages for part in message.content):
             err.note(FILE_URL_HINT)
         raise
-    # Journaled before waiting: if this call is cancelled now, list_jobs still finds the paid job.
+    # The id goes to the caller first (no store in the way), then to the journal, both before waiting:
+    # if this call is cancelled now, the caller has the id and list_jobs still finds the paid job.
+    progress = Progress(ctx)
+    await job_started(progress, kind="deferred chat", request_id=started.request_id, resume_tool="get_deferred_chat")
     prompt = params.prompt if params.prompt is not None else f"({len(params.messages or [])} messages)"
     await state.books.journal(
         started.request_id, tool="chat", kind="deferred_chat", summary=summary(request.model, prompt)
     )
     window = state.settings.wait_seconds if wait_seconds is None else wait_seconds
-    return await _wait_deferred(ctx, started.request_id, window, schema_given=schema_given)
+    return await _wait_deferred(ctx, started.request_id, window, schema_given=schema_given, progress=progress)
 
 
 def _publish_chat_params(fn: Callable[..., Any]) -> None:

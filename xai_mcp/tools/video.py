@@ -25,7 +25,7 @@ from xai_mcp._pb.v1 import deferred_pb2, image_pb2, video_pb2
 from xai_mcp.books import summary
 from xai_mcp.errors import InputError, UserError, XaiError
 from xai_mcp.media import slug
-from xai_mcp.polling import Poll, Progress, wait_for
+from xai_mcp.polling import Poll, Progress, job_started, wait_for
 from xai_mcp.sources import default_input_roots, resolve_image, resolve_video
 from xai_mcp.state import ToolContext
 from xai_mcp.state_store import ExtraValue
@@ -292,7 +292,13 @@ def _progress_message(pb: video_pb2.GetDeferredVideoResponse, waited: float) -> 
 
 
 async def _wait(
-    ctx: ToolContext, request_id: str, wait_seconds: float | None, model: str | None, *, tool: str
+    ctx: ToolContext,
+    request_id: str,
+    wait_seconds: float | None,
+    model: str | None,
+    *,
+    tool: str,
+    progress: Progress | None = None,
 ) -> VideoResult:
     """Poll one job until it ends or the window closes; a still-running job is a pending result."""
     state = app(ctx)
@@ -310,7 +316,7 @@ async def _wait(
             message=_progress_message(pb, time.monotonic() - started),
         )
 
-    waited = await wait_for(fetch, window=window, progress=Progress(ctx), label="video")
+    waited = await wait_for(fetch, window=window, progress=progress or Progress(ctx), label="video")
     result = _from_response(waited.last.value, request_id, model)
     if result.status != "pending":
         extra: dict[str, ExtraValue] = {"url": result.url} if result.url else {}
@@ -323,11 +329,15 @@ async def _wait(
 async def _start_and_wait(
     ctx: ToolContext, request_id: str, wait_seconds: float | None, model: str, *, tool: str, prompt: str
 ) -> VideoResult:
-    """Journal a job just started, then wait on it; if polling fails, the error still names the id."""
-    # Journaled before waiting: if this call is cancelled now, list_jobs still finds the paid job.
+    """Announce and journal a job just started, then wait on it; if polling fails, the error still names the id."""
+    # The id goes to the caller first (no store in the way), then to the journal, both before waiting:
+    # if this call is cancelled now, the caller has the id and list_jobs still finds the paid job.
+    progress = Progress(ctx)
+    kind = "video extension" if tool == "extend_video" else "video"
+    await job_started(progress, kind=kind, request_id=request_id, resume_tool="get_video")
     await app(ctx).books.journal(request_id, tool=tool, kind="video", summary=summary(model, prompt))
     try:
-        return await _wait(ctx, request_id, wait_seconds, model, tool=tool)
+        return await _wait(ctx, request_id, wait_seconds, model, tool=tool, progress=progress)
     except XaiError as err:
         # The job runs (and is billed) whatever happened to our poll: never lose its id.
         raise type(err)(
