@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any, Protocol
 
+from mcp.types import CallToolResult
+
 # prometheus_client is imported only by a server that records metrics (the HTTP service): it
 # pulls in http.server and wsgiref, ~50 ms of a stdio server's cold start.
 # From a free call on a local network (a few ms) to a long job waited for inside the call (minutes).
@@ -112,10 +114,11 @@ class Metrics:
         get_deferred_chat) reports the job's cost each time it is asked about a finished job, so
         it is counted only the first time this process sees that request id.
         """
-        cost = _reported_cost(result)
+        fields = _fields(result)
+        cost = _reported_cost(fields)
         if cost is None or cost <= 0:
             return
-        request_id = getattr(result, "request_id", None)
+        request_id = _field(fields, "request_id")
         if isinstance(request_id, str) and request_id:
             if request_id in self._counted:
                 return
@@ -127,9 +130,19 @@ class Metrics:
         self.cost.labels(tool).inc(cost)
 
 
-def _reported_cost(result: Any) -> float | None:
-    for holder in (result, getattr(result, "usage", None)):
-        cost = getattr(holder, "cost_usd", None)
+def _fields(result: Any) -> Any:
+    """What a tool returned, as the object or dict holding its fields: a tool that returns a whole
+    CallToolResult (to add resource links) carries its fields in the structured content."""
+    return result.structured_content if isinstance(result, CallToolResult) else result
+
+
+def _field(holder: Any, name: str) -> Any:
+    return holder.get(name) if isinstance(holder, dict) else getattr(holder, name, None)
+
+
+def _reported_cost(fields: Any) -> float | None:
+    for holder in (fields, _field(fields, "usage")):
+        cost = _field(holder, "cost_usd")
         if isinstance(cost, (int, float)) and not isinstance(cost, bool):
             return float(cost)
     return None
