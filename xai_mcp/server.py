@@ -21,7 +21,7 @@ from xai_mcp.drain import Drain
 from xai_mcp.keys import SCOPE, XaiKeyBearer
 from xai_mcp.metrics import Metrics
 from xai_mcp.rpc import XaiClient, open_management_channel, open_pool
-from xai_mcp.settings import Settings
+from xai_mcp.settings import ConfigError, Settings
 from xai_mcp.state import AppContext
 from xai_mcp.tools import CATALOG, register_toolsets
 
@@ -69,7 +69,11 @@ def create_server(
     metrics: Metrics | None = None,
     drain: Drain | None = None,
 ) -> MCPServer:
-    """The xai-mcp server. Settings are checked now, so a bad key or host fails at start-up.
+    """The xai-mcp server. The endpoint is checked now, so a bad host fails at start-up.
+
+    Without an API key the server still starts and lists its tools: every call, and the
+    instructions a host reads at `initialize`, then say how to set the key. A host shows that
+    text; a server that exited would leave it showing only "Connection closed".
 
     `metrics` records what tools and xAI calls do (the HTTP service serves it at /metrics).
     `closed` is set once the lifespan has closed the connections (the CLI waits for it on signals).
@@ -81,8 +85,6 @@ def create_server(
     With a management key, a channel also goes to the management host (collections), and only it
     carries that key.
     """
-    if not settings.per_user_keys:
-        settings.key()
     settings.target()
     settings.state_location()
     kept = books or Books(settings)
@@ -91,6 +93,13 @@ def create_server(
     if managing:
         settings.management_target()
     drain = drain or Drain(settings.drain_seconds)
+    instructions = INSTRUCTIONS
+    try:
+        if not settings.per_user_keys:  # with per-user keys each request brings its own
+            settings.key()
+    except ConfigError as err:
+        log.warning("%s", err)
+        instructions = f"Not usable yet: {err}\n\n{INSTRUCTIONS}"
 
     @asynccontextmanager
     async def lifespan(server: MCPServer) -> AsyncIterator[AppContext]:
@@ -142,7 +151,7 @@ def create_server(
     server = MCPServer(
         "xai-mcp",
         version=__version__,
-        instructions=INSTRUCTIONS,
+        instructions=instructions,
         lifespan=lifespan,
         log_level=settings.log_level,
         **auth,

@@ -18,6 +18,13 @@ _MAKE_TOKEN = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
 DEFAULT_MANAGEMENT_HOST = "management-api.x.ai:443"
 
 
+MISSING_KEY = (
+    "XAI_API_KEY is not set: create a key at https://console.x.ai and give it to the server as XAI_API_KEY "
+    '(in an MCP host, the "env" block of the server\'s entry in its configuration; in a shell, export it), '
+    "then restart the server. `xai-mcp doctor` checks the setup."
+)
+
+
 class ConfigError(UserError):
     """The configuration cannot work; the message says which variable to fix."""
 
@@ -221,7 +228,7 @@ class Settings(BaseSettings):
 
         Calls do not read it directly: `keys.current_key` decides which key a call uses."""
         if self.api_key is None or not self.api_key.get_secret_value().strip():
-            raise ConfigError("XAI_API_KEY is not set: export your xAI API key (https://console.x.ai) as XAI_API_KEY.")
+            raise ConfigError(MISSING_KEY)
         return self.api_key.get_secret_value().strip()
 
     def state_location(self) -> str:
