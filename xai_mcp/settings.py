@@ -136,6 +136,14 @@ class Settings(BaseSettings):
     output_dir: Annotated[Path, Field(description="Folder where saved images are written.")] = Field(
         default_factory=_default_output_dir
     )
+    result_budget_kb: Annotated[
+        int,
+        Field(
+            ge=4,
+            le=100_000,
+            description="Largest list result in KiB (about 4 bytes a token); longer lists page with next_page_token.",
+        ),
+    ] = 80
     toolsets: Annotated[
         str,
         Field(description=f"Comma-separated toolsets to serve ({','.join(TOOLSETS)}), or 'all'."),

@@ -21,7 +21,7 @@ from xai_mcp.errors import UserError
 from xai_mcp.metrics import Metrics, Outcome
 from xai_mcp.rpc import queue_progress
 from xai_mcp.state import AppContext, ToolContext
-from xai_mcp.tools._lean import to_result
+from xai_mcp.tools._lean import fit_page, split_page_token, to_result
 from xai_mcp.tools._strict import strict_arguments
 
 # Honest hints for hosts (they may auto-approve read-only tools). Every tool reaches xAI but the
@@ -103,6 +103,9 @@ def tool_boundary(spec: ToolSpec, metrics: Metrics) -> Callable[..., Awaitable[A
                 settings.key()  # no key: every call says how to set it (the server starts anyway)
             if spec.spends and isinstance(ctx, Context):
                 await app(ctx).books.check_budget()
+            xai_token, skip = split_page_token(kwargs.get("page_token"))
+            if "page_token" in kwargs:
+                kwargs["page_token"] = xai_token
             with app(ctx).drain.call() if isinstance(ctx, Context) else nullcontext():
                 result = await fn(*args, **kwargs)
             outcome = Outcome.OK
@@ -120,6 +123,8 @@ def tool_boundary(spec: ToolSpec, metrics: Metrics) -> Callable[..., Awaitable[A
             metrics.calls.labels(tool, outcome).inc()
             if token is not None:
                 queue_progress.reset(token)
+        if isinstance(result, BaseModel) and settings is not None:
+            result = fit_page(result, xai_token=xai_token, skip=skip, budget=settings.result_budget_kb * 1024)
         # The SDK passes a CallToolResult through, after checking it against the return annotation's model.
         return to_result(result, output_model)
 

@@ -10,20 +10,24 @@ neither needs the other's bulk. Here:
 - the text block is the result's own `summary_text()` when it has one (a few lines for a person
   and a model), else the same lean data as compact JSON;
 - a tool that builds its own `CallToolResult` (image blocks next to the text) keeps its blocks;
-  only its structured content is made lean.
+  only its structured content is made lean;
+- a list result stays within a byte budget (XAI_MCP_RESULT_BUDGET_KB) and pages on (below).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import re
 from decimal import Decimal
-from typing import Any
+from typing import Any, get_origin
 
 import pydantic_core
 from mcp.types import CallToolResult, TextContent
 from pydantic import BaseModel, SerializerFunctionWrapHandler, model_serializer
+
+from xai_mcp.errors import InputError
 
 
 def _empty(value: Any) -> bool:
@@ -107,6 +111,60 @@ def to_result(value: Any, output_model: type[BaseModel] | None) -> Any:
     summary = getattr(value, "summary_text", None)
     text = summary() if callable(summary) else compact(data)
     return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=data)
+
+
+# --- the byte budget of list results ---------------------------------------------------------
+#
+# A list result (a model with one list field and a `next_page_token`) is cut where it would
+# pass the budget, and its next_page_token then points back into the same page of xAI's:
+# "xmcp1:" + base64 of {"t": xAI's token for the page (None for the first), "s": items to skip}.
+# The boundary decodes such a token before the tool runs, so tools never see it and every list
+# tool gets this by having that shape. It relies on xAI returning the same page for the same
+# token, which its list calls do.
+
+_TOKEN_PREFIX = "xmcp1:"
+
+
+def _paged_field(model: type[BaseModel]) -> str | None:
+    """The list field of a paged result model, or None when the model is not one."""
+    if "next_page_token" not in model.model_fields:
+        return None
+    lists = [name for name, field in model.model_fields.items() if get_origin(field.annotation) is list]
+    return lists[0] if len(lists) == 1 else None
+
+
+def split_page_token(token: str | None) -> tuple[str | None, int]:
+    """xAI's page token and the items of that page already shown, from a token we gave out."""
+    if token is None or not token.startswith(_TOKEN_PREFIX):
+        return token, 0
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token.removeprefix(_TOKEN_PREFIX)))
+        return data["t"], int(data["s"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise InputError("page_token: not a token this server gave out; omit it to start from the first page") from err
+
+
+def _join_page_token(xai_token: str | None, skip: int) -> str:
+    raw = json.dumps({"t": xai_token, "s": skip}, separators=(",", ":")).encode()
+    return _TOKEN_PREFIX + base64.urlsafe_b64encode(raw).decode()
+
+
+def fit_page(value: BaseModel, *, xai_token: str | None, skip: int, budget: int) -> BaseModel:
+    """`value` without the `skip` items already shown, cut to `budget` bytes (at least one item)."""
+    field = _paged_field(type(value))
+    if field is None:
+        return value
+    items = list(getattr(value, field))[skip:]
+    kept, used = 0, 0
+    for item in items:
+        used += len(compact(lean(item))) + 1
+        if kept and used > budget:
+            break
+        kept += 1
+    update: dict[str, Any] = {field: items[:kept]}
+    if kept < len(items):
+        update["next_page_token"] = _join_page_token(xai_token, skip + kept)
+    return value.model_copy(update=update)
 
 
 class Lean(BaseModel):
