@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from _helpers import error_text, structured
 from mcp import Client
-from mcp.types import TextContent
+from mcp.types import ImageContent, TextContent
 
 from xai_mcp.emulator.server import Emulator
 from xai_mcp.server import create_server
@@ -60,3 +61,15 @@ async def test_a_long_list_pages_within_the_byte_budget_and_every_item_comes_onc
     assert pages > 2
     assert sorted(seen) == sorted(r["batch_request_id"] for r in requests)  # none lost, none twice
     assert "page_token: not a token this server gave out" in error_text(forged)
+
+
+async def test_inline_images_past_the_cap_are_saved_and_the_result_says_so(settings: Settings, emulator: Emulator):
+    async with Client(create_server(settings), mode="legacy") as client:
+        result = await client.call_tool("generate_image", {"prompt": "[[bytes:1000000]] a fox", "n": 3})
+    data = structured(result)
+    inline = [block for block in result.content if isinstance(block, ImageContent)]
+    assert len(inline) == 1 and not result.is_error
+    saved = [Path(item["path"]) for item in data["images"] if "path" in item]
+    assert len(saved) == 2 and all(path.read_bytes().startswith(b"\x89PNG") for path in saved)
+    assert "Image(s) 2, 3 were saved to files instead of shown inline" in data["note"]
+    assert data["note"] in text_of(result) and str(saved[0]) in text_of(result)

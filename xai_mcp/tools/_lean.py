@@ -35,10 +35,10 @@ def _empty(value: Any) -> bool:
 
 
 def _absent(value: Any, default: Any) -> bool:
-    """Leaving the field out reads the same: the value is empty (or false) and so is the default."""
-    if value is False:
-        return default is False
-    return _empty(value) and _empty(default)
+    """Leaving the field out reads the same: the value is None, or the empty (or false) default itself."""
+    if value is None:
+        return _empty(default)
+    return (value is False and default is False) or (_empty(value) and _empty(default) and value == default)
 
 
 def lean(value: Any) -> Any:
