@@ -73,3 +73,18 @@ async def test_inline_images_past_the_cap_are_saved_and_the_result_says_so(setti
     assert len(saved) == 2 and all(path.read_bytes().startswith(b"\x89PNG") for path in saved)
     assert "Image(s) 2, 3 were saved to files instead of shown inline" in data["note"]
     assert data["note"] in text_of(result) and str(saved[0]) in text_of(result)
+
+
+async def test_embeddings_too_large_to_return_are_saved_to_a_file(settings: Settings, emulator: Emulator):
+    small = settings.model_copy(update={"result_budget_kb": 16})
+    async with Client(create_server(small), mode="legacy") as client:
+        few = structured(await client.call_tool("embed", {"inputs": ["one", "two"]}))
+        many = structured(await client.call_tool("embed", {"inputs": [f"text {i}" for i in range(40)]}))
+        asked = structured(await client.call_tool("embed", {"inputs": ["one", "two"], "output": "file"}))
+    assert "path" not in few and len(few["vectors"][0]["values"]) == few["vectors"][0]["dimensions"]
+    assert "saved to the file" in many["note"] and all("values" not in v for v in many["vectors"])
+    saved = json.loads(Path(many["path"]).read_text())
+    assert [v["index"] for v in saved["vectors"]] == list(range(40))
+    assert all(len(v["values"]) == v["dimensions"] for v in saved["vectors"])
+    assert json.loads(Path(asked["path"]).read_text())["vectors"][1]["values"] == few["vectors"][1]["values"]
+    assert "note" not in asked

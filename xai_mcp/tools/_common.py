@@ -22,7 +22,7 @@ from xai_mcp.metrics import Metrics, Outcome
 from xai_mcp.rpc import queue_progress
 from xai_mcp.state import AppContext, ToolContext
 from xai_mcp.tools._lean import fit_page, split_page_token, to_result
-from xai_mcp.tools._strict import strict_arguments
+from xai_mcp.tools._strict import lean_schemas, strict_arguments
 
 # Honest hints for hosts (they may auto-approve read-only tools). Every tool reaches xAI but the
 # LOCAL ones, which read only this server's own records (the state store).
@@ -151,5 +151,6 @@ def add_tools(server: MCPServer, specs: Sequence[ToolSpec], *, read_only: bool, 
             tool_boundary(spec, metrics), title=spec.title, description=description, annotations=spec.annotations
         )
         strict_arguments(server, spec.name)
+        lean_schemas(server, spec.name)
         added.append(spec.name)
     return added
