@@ -85,7 +85,10 @@ def tools_table() -> list[str]:
     rows = []
     for toolset in CATALOG:
         for spec in toolset.tools():
-            cost = "spends" if spec.spends else ("deletes" if spec.annotations.destructive_hint else "free")
+            hints = spec.annotations
+            # free: reads only; changes: costs nothing but creates or changes something at xAI.
+            cost = "spends" if spec.spends else "deletes" if hints.destructive_hint else "free"
+            cost = "changes" if cost == "free" and not hints.read_only_hint else cost
             rows.append((spec.name, toolset.id, cost, spec.summary))
     width = max(len(name) for name, *_ in rows)
     lines = [f"{'tool':{width}}  {'toolset':8}  {'cost':7}  what it does"]
