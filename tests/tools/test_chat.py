@@ -21,6 +21,7 @@ from xai_mcp.emulator import catalog, chat_stream, png
 from xai_mcp.emulator.server import Emulator
 from xai_mcp.emulator.text import count_tokens
 from xai_mcp.tools import chat_convert
+from xai_mcp.tools._strict import untitled
 
 DEFAULT_MODEL = "grok-4.20-reasoning"  # Settings.default_model
 STREAM = "GetCompletionChunk"
@@ -566,7 +567,7 @@ async def test_chat_and_batch_requests_share_one_parameter_definition(client: Cl
     tools = {tool.name: tool for tool in (await client.list_tools()).tools}
     chat = tools["chat"].input_schema["properties"]
     batch_request = tools["create_batch"].input_schema["$defs"]["BatchChatRequest"]["properties"]
-    shared = chat_convert.ChatParams.model_json_schema()["properties"]
+    shared = untitled(chat_convert.ChatParams.model_json_schema())["properties"]  # as published
     assert list(chat) == [*shared, "deferred", "wait_seconds"]
     assert set(batch_request) == {*shared, "batch_request_id"}
     for name, spec in shared.items():

@@ -146,11 +146,11 @@ def strict_arguments(server: MCPServer, name: str) -> None:
     metadata.arg_model = type(loose.__name__, (loose, _StrictArguments), {"__module__": loose.__module__})  # type: ignore[union-attr]
 
 
-def _untitled(schema: Any) -> Any:
+def untitled(schema: Any) -> Any:
     """A JSON schema without pydantic's generated titles ("Temperature" for `temperature`): they
     repeat the names, and every host downloads every tool's schemas."""
     if isinstance(schema, list):
-        return [_untitled(item) for item in schema]
+        return [untitled(item) for item in schema]
     if not isinstance(schema, dict):
         return schema
     out = {}
@@ -158,18 +158,18 @@ def _untitled(schema: Any) -> Any:
         if key == "title" and isinstance(value, str):
             continue
         if key in ("properties", "$defs", "definitions", "patternProperties") and isinstance(value, dict):
-            out[key] = {name: _untitled(sub) for name, sub in value.items()}  # names are not keywords
+            out[key] = {name: untitled(sub) for name, sub in value.items()}  # names are not keywords
         elif key in ("default", "const", "enum", "examples"):
             out[key] = value  # values, not schemas
         else:
-            out[key] = _untitled(value)
+            out[key] = untitled(value)
     return out
 
 
 def lean_schemas(server: MCPServer, name: str) -> None:
     """Publish the registered tool `name`'s input and output schemas without generated titles."""
     tool = server._tool_manager.get_tool(name)  # checked in strict_arguments, which runs first
-    tool.parameters = _untitled(tool.parameters)  # type: ignore[union-attr]
+    tool.parameters = untitled(tool.parameters)  # type: ignore[union-attr]
     metadata = tool.fn_metadata  # type: ignore[union-attr]
     if metadata.output_schema is not None:
-        metadata.output_schema = _untitled(metadata.output_schema)
+        metadata.output_schema = untitled(metadata.output_schema)
