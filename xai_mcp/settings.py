@@ -144,6 +144,10 @@ class Settings(BaseSettings):
             description="Largest list result in KiB (about 4 bytes a token); longer lists page with next_page_token.",
         ),
     ] = 80
+    inline_images_mb: Annotated[
+        int,
+        Field(ge=1, le=1024, description="Inline images per result in MB (base64); the rest are saved to files."),
+    ] = 2
     toolsets: Annotated[
         str,
         Field(description=f"Comma-separated toolsets to serve ({','.join(TOOLSETS)}), or 'all'."),

@@ -32,10 +32,6 @@ from xai_mcp.tools._units import cost_usd
 log = logging.getLogger(__name__)
 
 MAX_SOURCES = 5
-# Inline pictures per result, in base64 characters: hosts slow down or fail above a few MB
-# (Claude Desktop above about 1 MB). The first image is always inline; the rest past this are
-# saved to files instead, and the result says so.
-INLINE_BUDGET = 2 * 1024 * 1024
 
 AspectRatio = Literal[
     "1:1", "3:4", "4:3", "9:16", "16:9", "2:3", "3:2", "9:19.5", "19.5:9", "9:20", "20:9", "1:2", "2:1", "auto"
@@ -283,7 +279,10 @@ async def _generate(
         if image.encoded is not None:
             item.size_bytes = image.size
             inline_used = sum(len(block.data) for block in blocks if isinstance(block, ImageContent))
-            overflow = output == "inline" and blocks and inline_used + len(image.encoded) > INLINE_BUDGET
+            # Hosts slow down or fail on results of a few MB (Claude Desktop above about 1 MB): past
+            # XAI_MCP_INLINE_IMAGES_MB of base64, images are saved instead; the first is always inline.
+            inline_budget = state.settings.inline_images_mb * 1024 * 1024
+            overflow = output == "inline" and blocks and inline_used + len(image.encoded) > inline_budget
             if overflow:
                 spilled.append(index + 1)
             if output == "file" or overflow:
@@ -316,7 +315,8 @@ async def _generate(
             for note in (
                 URL_NOTE if any(item.url for item in items) else "",
                 f"Image(s) {', '.join(map(str, spilled))} were saved to files instead of shown inline: one result "
-                f"carries at most {INLINE_BUDGET // (1024 * 1024)} MB of inline images. Their paths are listed."
+                f"carries at most {state.settings.inline_images_mb} MB of inline images (XAI_MCP_INLINE_IMAGES_MB). "
+                "Their paths are listed."
                 if spilled
                 else "",
             )
