@@ -25,8 +25,8 @@ from xai_mcp.media import slug
 from xai_mcp.sources import default_input_roots, resolve_image, sniff_image_type
 from xai_mcp.state import ToolContext
 from xai_mcp.tools._common import SPENDS, ToolSpec, app
-from xai_mcp.tools._media import Storage, StorageArg, StoredFile, link, stored_file, to_storage_options
 from xai_mcp.tools._lean import usd
+from xai_mcp.tools._media import Storage, StorageArg, StoredFile, link, stored_file, to_storage_options
 from xai_mcp.tools._units import cost_usd
 
 log = logging.getLogger(__name__)
@@ -266,7 +266,7 @@ async def _generate(
     items: list[ImageItem] = []
     blocks: list[ContentBlock] = []
     links: list[ContentBlock] = []
-    spilled: list[int] = []  # inline images past INLINE_BUDGET, saved instead
+    spilled: list[int] = []  # inline images past XAI_MCP_INLINE_IMAGES_MB, saved instead
     for index, image in enumerate(generated):
         item = ImageItem(
             index=index,
