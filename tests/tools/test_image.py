@@ -189,7 +189,7 @@ async def test_storage_options_round_trip(client: Client, emulator: Emulator) ->
         assert stored["public_url"].startswith(emulator.media_url + "/media/")
         assert png_size(await download(stored["public_url"])) == (1024, 1024)
         assert stored["public_url"] in text_of(result) and stored["file_id"] in text_of(result)
-        assert item["storage_error"] is None
+        assert item.get("storage_error") is None
     assert len(ids) == 2
     public = {item["stored"]["public_url"] for item in data["images"]}
     assert public <= {str(block.uri) for block in links_of(result)}
@@ -201,14 +201,14 @@ async def test_storage_defaults_and_contradictions(client: Client, emulator: Emu
     assert options.filename == "a-quiet-pond"  # from the prompt when no name is given
     assert not options.HasField("expires_after") and not options.HasField("public_url")
     stored = kept["images"][0]["stored"]
-    assert stored["public_url"] is None and stored["expires_at"] is None and stored["file_id"]
+    assert stored.get("public_url") is None and stored.get("expires_at") is None and stored["file_id"]
 
     wrong = await client.call_tool(
         "generate_image", {"prompt": "x", "storage": {"public_url_expires_after_seconds": 60}}
     )
     assert "storage.public_url_expires_after_seconds: set storage.public_url to true" in error_text(wrong)
     misspelt = await client.call_tool("generate_image", {"prompt": "x", "storage": {"filname": "a.png"}})
-    assert "filname" in error_text(misspelt) and "Extra inputs are not permitted" in error_text(misspelt)
+    assert "storage.filname: unknown argument" in error_text(misspelt)
     bad_name = await client.call_tool("generate_image", {"prompt": "x", "storage": {"filename": "a/b.png"}})
     assert "filename" in error_text(bad_name)
     assert emulator.calls["GenerateImage"] == 1
