@@ -80,7 +80,7 @@ def test_call_keeps_a_video_as_a_file(tmp_path):
         "call", "generate_video", "prompt=a fox", "duration=1", "output=url", "--emulator", "--json", output=tmp_path
     )
     assert as_url.returncode == 0, as_url.stderr
-    assert json.loads(as_url.stdout)["path"] is None and list(tmp_path.iterdir()) == [path]
+    assert "path" not in json.loads(as_url.stdout) and list(tmp_path.iterdir()) == [path]  # lean: no nulls
 
 
 def test_call_reports_a_tool_error_on_stderr_with_exit_code_1(tmp_path):
