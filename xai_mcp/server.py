@@ -24,6 +24,8 @@ from xai_mcp.rpc import XaiClient, open_management_channel, open_pool
 from xai_mcp.settings import Settings
 from xai_mcp.state import AppContext
 from xai_mcp.tools import CATALOG, register_toolsets
+from xai_mcp.tools._lazy import LazyToolServer
+from xai_mcp.tools._listing import ListingCache, cache_root
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +70,7 @@ def create_server(
     books: Books | None = None,
     metrics: Metrics | None = None,
     drain: Drain | None = None,
+    tool_cache: bool = True,
 ) -> MCPServer:
     """The xai-mcp server. Settings are checked now, so a bad key or host fails at start-up.
 
@@ -80,6 +83,8 @@ def create_server(
     first use, so nothing here or in the lifespan waits for it.
     With a management key, a channel also goes to the management host (collections), and only it
     carries that key.
+    With `tool_cache`, tools are listed from the cached listing when there is one and built on
+    their toolset's first call (see tools/_listing.py); without it every tool is built now.
     """
     if not settings.per_user_keys:
         settings.key()
@@ -139,7 +144,7 @@ def create_server(
                 {"issuer_url": "http://127.0.0.1", "resource_server_url": None, "required_scopes": [SCOPE]}
             ),
         }
-    server = MCPServer(
+    server = LazyToolServer(
         "xai-mcp",
         version=__version__,
         instructions=INSTRUCTIONS,
@@ -147,7 +152,8 @@ def create_server(
         log_level=settings.log_level,
         **auth,
     )
-    names = register_toolsets(server, toolsets, read_only=read_only, metrics=recorder, management=managing)
+    cache = ListingCache(cache_root()) if tool_cache else None
+    names = register_toolsets(server, toolsets, read_only=read_only, metrics=recorder, cache=cache, management=managing)
     log.info(
         "serving %d tools from toolsets %s%s",
         len(names),
