@@ -6,12 +6,14 @@ These tests fail loudly if the SDK stops routing the protocol through them.
 
 from __future__ import annotations
 
+import os
+
 from mcp import Client
 from mcp.server import MCPServer
 from mcp.types import Tool as MCPTool
 
 from xai_mcp.tools._lazy import LazyToolServer
-from xai_mcp.tools._listing import ListingCache, fingerprint
+from xai_mcp.tools._listing import KEEP_OTHER_VERSIONS, ListingCache, fingerprint
 
 
 async def echo(text: str) -> str:
@@ -62,10 +64,12 @@ async def test_the_cache_round_trips_a_listing_and_ignores_a_broken_file(tmp_pat
     assert cache.load("echo") is None
 
 
-def test_a_new_fingerprint_drops_older_listings(tmp_path) -> None:
-    stale = tmp_path / "tools-0123"
-    stale.mkdir()
-    (stale / "chat.json").write_text("{}")
+def test_a_new_fingerprint_drops_all_but_the_latest_other_listings(tmp_path) -> None:
+    others = [tmp_path / f"tools-{n}" for n in range(KEEP_OTHER_VERSIONS + 1)]
+    for age, folder in enumerate(others):  # others[0] is the newest
+        folder.mkdir()
+        os.utime(folder, (1_000_000 - age, 1_000_000 - age))
     cache = ListingCache(tmp_path)
     cache.save("echo", [])
-    assert not stale.exists() and cache.folder.name == f"tools-{fingerprint()}"
+    assert [folder.exists() for folder in others] == [True] * KEEP_OTHER_VERSIONS + [False]
+    assert cache.folder.name == f"tools-{fingerprint()}" and (cache.folder / "echo.json").exists()

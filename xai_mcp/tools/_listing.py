@@ -28,6 +28,7 @@ from mcp.types import Tool as MCPTool
 log = logging.getLogger(__name__)
 
 FORMAT = 1  # bump when what is stored changes
+KEEP_OTHER_VERSIONS = 3
 _SKIPPED_DIRS = {"emulator", "bench", "__pycache__"}  # code no tool listing depends on
 
 
@@ -99,7 +100,10 @@ class ListingCache:
             log.debug("not caching the tool listing of %s: %s", toolset, err)
 
     def _drop_stale(self) -> None:
-        # Listings of earlier code versions are never read again.
-        for old in self.root.glob("tools-*"):
-            if old != self.folder:
-                shutil.rmtree(old, ignore_errors=True)
+        # Listings of earlier code versions are rarely read again; a few are kept, for a user
+        # who runs two installed versions in turn (each would otherwise drop the other's).
+        others = sorted(
+            (old for old in self.root.glob("tools-*") if old != self.folder), key=lambda old: old.stat().st_mtime_ns
+        )
+        for old in others[: max(0, len(others) - KEEP_OTHER_VERSIONS)]:
+            shutil.rmtree(old, ignore_errors=True)
