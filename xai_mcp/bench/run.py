@@ -34,6 +34,7 @@ async def measure(names: Sequence[str], *, quick: bool) -> list[Figure]:
                 XAI_API_KEY=BENCH_KEY,
                 XAI_MANAGEMENT_KEY=BENCH_MANAGEMENT_KEY,
                 XAI_API_HOST=emulator.address,
+                XAI_MANAGEMENT_API_HOST=emulator.address,  # the emulator serves Collections too
                 XAI_MCP_INSECURE="1",
                 XAI_MCP_OUTPUT_DIR=out,
                 XDG_CACHE_HOME=f"{out}/cache",  # the tool listing cache starts empty (see cold_start)
