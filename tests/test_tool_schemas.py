@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from _helpers import settings_from
 from mcp import Client
+from pydantic import SecretStr
 
 from xai_mcp.server import create_server
 from xai_mcp.tools import CATALOG as TOOLSET_TABLE
@@ -79,7 +80,8 @@ async def test_the_cached_listing_is_the_built_one_and_builds_on_first_call(monk
     dump = [tool.model_dump(mode="json", by_alias=True, exclude_none=True) for tool in await _tools(tool_cache=False)]
     assert [tool.model_dump(mode="json", by_alias=True, exclude_none=True) for tool in await _tools()] == dump
     assert len(list(tmp_path.glob("xai-mcp/tools-*/*.json"))) == len(TOOLSETS)
-    lazy = create_server(settings)
+    managing = {"management_key": SecretStr("test-management-key"), "management_api_host": settings.api_host}
+    lazy = create_server(settings.model_copy(update=managing))  # every toolset, as OFFLINE
     assert lazy._tool_manager.list_tools() == []  # nothing built: all listed from the cache
     async with Client(lazy, mode="legacy") as client:
         assert [
