@@ -141,3 +141,49 @@ def test_an_invalid_setting_is_named_and_stops_the_server(tmp_path):
     scan_process(done.stdout, done.stderr, "xai-mcp --emulator")
     assert done.returncode == 2 and done.stdout == ""
     assert "invalid configuration" in done.stderr and "rpc_timeout" in done.stderr
+
+
+def test_tools_lists_every_tool_with_its_toolset_and_cost(tmp_path):
+    done = _run("tools", output=tmp_path)
+    assert done.returncode == 0, done.stderr
+    rows = {line.split()[0]: line.split()[1:3] for line in done.stdout.splitlines()[1:] if line.strip()}
+    assert rows["chat"] == ["chat", "spends"] and rows["list_models"] == ["models", "free"]
+    assert rows["delete_stored_chat"] == ["chat", "deletes"]
+
+
+def test_call_tool_help_shows_that_tools_arguments_from_its_schema(tmp_path):
+    done = _run("call", "tokenize_text", "--help", output=tmp_path)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert done.stdout.startswith("usage: xai-mcp call tokenize_text")
+    assert "  text (string, required)" in done.stdout and "  include_tokens (boolean, default false)" in done.stdout
+    unknown = _run("call", "tokenise", "--help", output=tmp_path)
+    assert unknown.returncode == 2 and "no tool named 'tokenise'" in unknown.stderr
+
+
+def test_call_json_reports_an_error_as_json_on_stdout(tmp_path):
+    done = _run("call", "chat", "prompt=hi", "temperature=5", "--emulator", "--json", output=tmp_path)
+    assert done.returncode == 1
+    assert json.loads(done.stdout) == {"error": "temperature: must be at most 2 (got 5)", "tool": "chat"}
+    plain = _run("call", "chat", "prompt=hi", "temperature=5", "--emulator", output=tmp_path)
+    assert plain.stderr.strip().splitlines()[-1] == "error: temperature: must be at most 2 (got 5)"
+
+
+def test_a_closed_pipe_ends_call_without_a_traceback(tmp_path):
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "XAI_MCP_OUTPUT_DIR": str(tmp_path)}
+    command = [sys.executable, "-m", "xai_mcp", "call", "tokenize_text", "text=" + "word " * 3000]
+    with subprocess.Popen(
+        [*command, "include_tokens=true", "--emulator"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    ) as process:
+        assert process.stdout is not None and process.stderr is not None
+        process.stdout.readline()
+        process.stdout.close()  # what `| head -1` does
+        stderr = process.stderr.read().decode()
+        process.wait(timeout=60)
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr
+
+
+def test_list_models_shows_prices_and_costs_print_as_plain_decimals(tmp_path):
+    models = _run("call", "list_models", "kind=language", "--emulator", output=tmp_path)
+    assert "completion_usd_per_million_tokens: " in models.stdout
+    chat = _run("call", "chat", "prompt=Hi", "--emulator", output=tmp_path)
+    assert '"cost_usd":0.0000' in chat.stdout and "e-0" not in chat.stdout

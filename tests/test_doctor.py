@@ -121,7 +121,7 @@ async def test_blocked_or_disabled_key_is_red(settings, suffix, problem):
     lines = _lines(text)
     assert code == 1
     assert lines["API key"].startswith("✗ ") and problem in lines["API key"]
-    assert "fix: fix it at https://console.x.ai" in lines["API key"]
+    assert "fix: see https://console.x.ai" in lines["API key"]
     assert lines["models"].startswith("- ")
     _assert_key_hidden(text, key)
 

@@ -118,7 +118,7 @@ def plan(index: int, tag: str) -> Planned:
             assert got["token_count"] == len(expected)
             assert [(t["id"], t["text"]) for t in got["tokens"]] == expected
 
-        return Planned("tokenize_text", {"text": text}, check_tokens)
+        return Planned("tokenize_text", {"text": text, "include_tokens": True}, check_tokens)
     if kind == 2:
         models_kind = MODEL_KINDS[(index // 4) % len(MODEL_KINDS)]
 
@@ -300,7 +300,12 @@ IMAGE_BURST_PEAK_LIMIT_MIB = 600
 async def test_a_burst_of_large_image_answers_stays_within_memory_bounds(emulator, tmp_path, record_property):
     arguments = {"prompt": "a red fox [[bytes:1000000]]", "n": 10, "output": "inline"}
     # The whole burst is measured: no call gives up waiting for its turn (60 s by default).
-    async with stdio_session(emulator, tmp_path, "legacy", XAI_MCP_PAID_QUEUE_SECONDS="600") as (client, pid):
+    async with stdio_session(
+        emulator, tmp_path, "legacy", XAI_MCP_PAID_QUEUE_SECONDS="600", XAI_MCP_INLINE_IMAGES_MB="64"
+    ) as (
+        client,
+        pid,
+    ):
         structured_ok = 0
         started = time.monotonic()
 

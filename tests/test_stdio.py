@@ -14,9 +14,11 @@ from typing import Any
 
 import anyio
 import pytest
-from _helpers import TEST_KEY, structured
+from _helpers import TEST_KEY, error_text, structured
 from _secret_scan import scan, scan_process
 from mcp import Client, StdioServerParameters
+
+from xai_mcp.settings import MISSING_KEY
 
 pytestmark = pytest.mark.slow
 
@@ -167,15 +169,21 @@ async def test_stdout_is_only_json_rpc_and_shutdown_is_clean(emulator, tmp_path,
     assert b"serving" in stderr  # logs went to stderr, at the configured level
 
 
-def test_a_missing_key_stops_the_server_with_a_clear_message():
-    env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp")}
-    done = subprocess.run(
-        [sys.executable, "-m", "xai_mcp"], env=env, capture_output=True, timeout=60, stdin=subprocess.DEVNULL
-    )
-    scan_process(done.stdout, done.stderr, "xai-mcp")
-    assert done.returncode == 2
-    assert done.stdout == b""
-    assert b"XAI_API_KEY is not set" in done.stderr
+async def test_without_a_key_the_server_starts_and_every_call_says_how_to_set_it(tmp_path):
+    # A host shows what the server answers; had it exited, the host would show "Connection closed".
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "XAI_MCP_OUTPUT_DIR": str(tmp_path / "out")}
+    params = StdioServerParameters(command=sys.executable, args=["-m", "xai_mcp"], env=env)
+    async with Client(params, mode="legacy") as client:
+        assert (client.instructions or "").startswith("Not usable yet: XAI_API_KEY is not set")
+        names = [tool.name for tool in (await client.list_tools()).tools]
+        assert "chat" in names and "tokenize_text" in names
+        for name, arguments in (("tokenize_text", {"text": "hi"}), ("chat", {"prompt": "hi"})):
+            message = error_text(await client.call_tool(name, arguments))
+            assert message == f"Error executing tool {name}: {MISSING_KEY}"
+        # An argument error is still reported as such: the key is checked only for valid calls.
+        assert "temperature: must be at most 2 (got 5)" in error_text(
+            await client.call_tool("chat", {"prompt": "hi", "temperature": 5})
+        )
 
 
 def test_plaintext_to_a_remote_host_refuses_to_start():

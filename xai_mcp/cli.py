@@ -28,7 +28,9 @@ examples:
   xai-mcp                                   serve stdio with XAI_API_KEY from the environment
   xai-mcp --emulator                        serve stdio on the built-in emulator (no key needed)
   xai-mcp serve --transport http --port 8000
+  xai-mcp tools                             list the tools, their toolsets and costs
   xai-mcp call tokenize_text text="Hello world" --emulator
+  xai-mcp call chat --help                  one tool's arguments
   xai-mcp demo                              a short tour of every toolset on the emulator
   xai-mcp emulator --port 50051             run the xAI-compatible gRPC emulator alone
   xai-mcp doctor                            check key, endpoint, models and output folder
@@ -48,6 +50,7 @@ _TAKES: dict[str, tuple[str, ...]] = {
     "doctor": ("emulator", "verbose"),
     "emulator": ("verbose",),
     "bench": ("verbose",),
+    "tools": (),
 }
 _FLAGS = {"emulator": "--emulator", "toolsets": "--toolsets", "read_only": "--read-only", "verbose": "-v/--verbose"}
 _UNSET: dict[str, object] = {"emulator": False, "toolsets": None, "read_only": None, "verbose": 0}
@@ -153,6 +156,13 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("--json", action="store_true", help="print the structured result as JSON (for scripts)")
 
     sub.add_parser(
+        "tools",
+        help="list the tools with their toolsets and costs",
+        description="List every tool: its toolset, whether it spends money, and what it does. "
+        "`xai-mcp call TOOL --help` shows one tool's arguments.",
+    )
+
+    sub.add_parser(
         "demo",
         help="tour every toolset on the built-in emulator",
         formatter_class=raw,
@@ -226,7 +236,29 @@ def _settings(args: argparse.Namespace) -> Settings:
     return Settings(**overrides)
 
 
+def _tool_help_request(argv: Sequence[str]) -> str | None:
+    """The tool in `call TOOL --help` (argparse would show the generic help of `call`)."""
+    words = list(argv)
+    if "call" not in words or not {"-h", "--help"} & set(words):
+        return None
+    rest = [w for w in words[words.index("call") + 1 :] if not w.startswith("-") and "=" not in w]
+    return rest[0] if rest else None
+
+
 def main(argv: Sequence[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        _main(argv)
+    except BrokenPipeError:
+        # The reader went away (`xai-mcp call ... | head -3`): not an error worth a traceback.
+        # Point stdout at /dev/null so the interpreter's final flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(1) from None
+
+
+def _main(argv: list[str]) -> None:
+    if tool := _tool_help_request(argv):
+        raise SystemExit(_print_tool_help(tool))
     args = parse_args(argv)
     command = args.command
     try:
@@ -268,6 +300,11 @@ def _dispatch(command: str, args: argparse.Namespace, settings: Settings) -> int
         from xai_mcp.shell import call_tool
 
         return anyio.run(lambda: call_tool(settings, args.tool, args.arguments, as_json=args.json, emulator=emulator))
+    if command == "tools":
+        from xai_mcp.shell import tools_table
+
+        sys.stdout.write("\n".join(tools_table()) + "\n")
+        return 0
     if command == "demo":
         from xai_mcp.shell import demo
 
@@ -279,3 +316,15 @@ def _dispatch(command: str, args: argparse.Namespace, settings: Settings) -> int
     handler = args.handler
     result: int = handler(args)
     return result
+
+
+def _print_tool_help(tool: str) -> int:
+    from xai_mcp.shell import tool_help
+
+    logging.getLogger("xai_mcp").setLevel(logging.ERROR)  # listing arguments needs no key: no warning about it
+    lines = anyio.run(lambda: tool_help(Settings(), tool))
+    if lines is None:
+        sys.stderr.write(f"xai-mcp: no tool named {tool!r}; `xai-mcp tools` lists them\n")
+        return 2
+    sys.stdout.write("\n".join(lines) + "\n")
+    return 0

@@ -92,7 +92,7 @@ def check_configuration(state: _State) -> Check:
         endpoint = f"endpoint {host}:{port} over {'plaintext (loopback)' if settings.insecure else 'TLS'}"
     except ConfigError as err:
         endpoint = "endpoint invalid"
-        problems.append((str(err), "fix XAI_API_HOST / XAI_MCP_INSECURE as the message says"))
+        problems.append((str(err), "set XAI_API_HOST / XAI_MCP_INSECURE as the message says"))
     detail = f"{key}; {endpoint}; call deadline {settings.rpc_timeout:g} s"
     if problems:
         return Check("configuration", False, "; ".join(p for p, _ in problems), " ".join(f for _, f in problems))
@@ -178,7 +178,7 @@ async def check_key(state: _State) -> Check:
             "API key",
             False,
             f"{who}; {'; '.join(problems)}",
-            f"fix it at {CONSOLE} (billing and credits for a blocked team) or set XAI_API_KEY to another key",
+            f"see {CONSOLE} (billing and credits for a blocked team) or set XAI_API_KEY to another key",
         )
     state.key_ok = True
     return Check("API key", True, f"{who}; active")

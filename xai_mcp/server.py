@@ -18,7 +18,7 @@ from xai_mcp.books import Books
 from xai_mcp.drain import Drain
 from xai_mcp.keys import SCOPE, XaiKeyBearer
 from xai_mcp.metrics import Metrics
-from xai_mcp.settings import Settings
+from xai_mcp.settings import ConfigError, Settings
 from xai_mcp.state import AppContext
 from xai_mcp.tools import CATALOG, register_toolsets
 from xai_mcp.tools._lazy import LazyToolServer
@@ -76,7 +76,11 @@ def create_server(
     drain: Drain | None = None,
     tool_cache: bool = True,
 ) -> MCPServer:
-    """The xai-mcp server. Settings are checked now, so a bad key or host fails at start-up.
+    """The xai-mcp server. The endpoint is checked now, so a bad host fails at start-up.
+
+    Without an API key the server still starts and lists its tools: every call, and the
+    instructions a host reads at `initialize`, then say how to set the key. A host shows that
+    text; a server that exited would leave it showing only "Connection closed".
 
     `metrics` records what tools and xAI calls do (the HTTP service serves it at /metrics).
     The connections to xAI open on the first tool call that needs them (`AppContext.xai`), or,
@@ -93,8 +97,6 @@ def create_server(
     With `tool_cache`, tools are listed from the cached listing when there is one and built on
     their toolset's first call (see tools/_listing.py); without it every tool is built now.
     """
-    if not settings.per_user_keys:
-        settings.key()
     settings.target()
     settings.state_location()
     kept = books or Books(settings)
@@ -103,6 +105,13 @@ def create_server(
     if managing:
         settings.management_target()
     drain = drain or Drain(settings.drain_seconds)
+    instructions = INSTRUCTIONS
+    try:
+        if not settings.per_user_keys:  # with per-user keys each request brings its own
+            settings.key()
+    except ConfigError as err:
+        log.warning("%s", err)
+        instructions = f"Not usable yet: {err}\n\n{INSTRUCTIONS}"
 
     @asynccontextmanager
     async def lifespan(server: MCPServer) -> AsyncIterator[AppContext]:
@@ -161,7 +170,7 @@ def create_server(
     server = LazyToolServer(
         "xai-mcp",
         version=__version__,
-        instructions=INSTRUCTIONS,
+        instructions=instructions,
         lifespan=lifespan,
         log_level=settings.log_level,
         **auth,

@@ -18,6 +18,13 @@ _MAKE_TOKEN = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
 DEFAULT_MANAGEMENT_HOST = "management-api.x.ai:443"
 
 
+MISSING_KEY = (
+    "XAI_API_KEY is not set: create a key at https://console.x.ai and give it to the server as XAI_API_KEY "
+    '(in an MCP host, the "env" block of the server\'s entry in its configuration; in a shell, export it), '
+    "then restart the server. `xai-mcp doctor` checks the setup."
+)
+
+
 class ConfigError(UserError):
     """The configuration cannot work; the message says which variable to fix."""
 
@@ -153,6 +160,18 @@ class Settings(BaseModel):
     output_dir: Annotated[Path, Field(description="Folder where saved images are written.")] = Field(
         default_factory=_default_output_dir
     )
+    result_budget_kb: Annotated[
+        int,
+        Field(
+            ge=4,
+            le=100_000,
+            description="Largest list result in KiB (about 4 bytes a token); longer lists page with next_page_token.",
+        ),
+    ] = 80
+    inline_images_mb: Annotated[
+        int,
+        Field(ge=1, le=1024, description="Inline images per result in MB (base64); the rest are saved to files."),
+    ] = 2
     toolsets: Annotated[
         str,
         Field(description=f"Comma-separated toolsets to serve ({','.join(TOOLSETS)}), or 'all'."),
@@ -245,7 +264,7 @@ class Settings(BaseModel):
 
         Calls do not read it directly: `keys.current_key` decides which key a call uses."""
         if self.api_key is None or not self.api_key.get_secret_value().strip():
-            raise ConfigError("XAI_API_KEY is not set: export your xAI API key (https://console.x.ai) as XAI_API_KEY.")
+            raise ConfigError(MISSING_KEY)
         return self.api_key.get_secret_value().strip()
 
     def state_location(self) -> str:

@@ -18,7 +18,8 @@ from xai_mcp import media
 from xai_mcp.serve import backend
 from xai_mcp.server import create_server
 from xai_mcp.settings import Settings
-from xai_mcp.tools import parse_toolsets
+from xai_mcp.tools import CATALOG, parse_toolsets
+from xai_mcp.tools._lean import compact, decimal
 
 _SUFFIX = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp", "image/gif": ".gif"}
 
@@ -42,8 +43,19 @@ def _write(text: str, stream: Any = None) -> None:
 
 
 def _short(value: Any, limit: int = 300) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    text = value if isinstance(value, str) else compact(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _scalar(value: Any) -> str:
+    return decimal(value) if isinstance(value, float) else _short(value, 2000)
+
+
+def _item(value: Any) -> str:
+    """A list item on one line: a record as `key: value` pairs (nothing cut, so prices show), else JSON."""
+    if isinstance(value, dict):
+        return ", ".join(f"{key}: {_scalar(item)}" for key, item in value.items() if item not in (None, "", [], {}))
+    return _short(value)
 
 
 def render(structured: dict[str, Any]) -> list[str]:
@@ -54,11 +66,65 @@ def render(structured: dict[str, Any]) -> list[str]:
             continue
         if isinstance(value, list):
             lines.append(f"{key}: ({len(value)})")
-            lines += [f"  - {_short(item)}" for item in value[:10]]
-            if len(value) > 10:
-                lines.append(f"  … {len(value) - 10} more")
+            lines += [f"  - {_item(item)}" for item in value[:50]]
+            if len(value) > 50:
+                lines.append(f"  … {len(value) - 50} more (use --json for all)")
         else:
-            lines.append(f"{key}: {_short(value)}")
+            lines.append(f"{key}: {_scalar(value)}")
+    return lines
+
+
+def error_message(result: CallToolResult, tool: str) -> str:
+    """A failed call's message, without the SDK's "Error executing tool NAME: " (the CLI says which tool)."""
+    text = " ".join(b.text for b in result.content if isinstance(b, TextContent))
+    return text.removeprefix(f"Error executing tool {tool}: ")
+
+
+def tools_table() -> list[str]:
+    """Every tool with its toolset, what it costs and what it does (from the toolset table)."""
+    rows = []
+    for toolset in CATALOG:
+        for spec in toolset.tools():
+            hints = spec.annotations
+            # free: reads only; changes: costs nothing but creates or changes something at xAI.
+            cost = "spends" if spec.spends else "deletes" if hints.destructive_hint else "free"
+            cost = "changes" if cost == "free" and not hints.read_only_hint else cost
+            rows.append((spec.name, toolset.id, cost, spec.summary))
+    width = max(len(name) for name, *_ in rows)
+    lines = [f"{'tool':{width}}  {'toolset':8}  {'cost':7}  what it does"]
+    lines += [f"{name:{width}}  {toolset:8}  {cost:7}  {summary}" for name, toolset, cost, summary in rows]
+    lines.append("\nxai-mcp call TOOL --help shows a tool's arguments.")
+    return lines
+
+
+def _type(schema: dict[str, Any], defs: dict[str, Any]) -> str:
+    if "$ref" in schema:
+        return str(schema["$ref"]).rsplit("/", 1)[-1]
+    if "enum" in schema:
+        return "|".join(str(v) for v in schema["enum"])
+    if "anyOf" in schema:
+        return " or ".join(_type(option, defs) for option in schema["anyOf"] if option.get("type") != "null")
+    if schema.get("type") == "array":
+        return f"list of {_type(schema.get('items', {}), defs)}"
+    return str(schema.get("type", "any"))
+
+
+async def tool_help(settings: Settings, tool: str) -> list[str] | None:
+    """A tool's description and arguments, from the input schema the server publishes (None: no such tool)."""
+    server = create_server(settings)
+    async with Client(server, mode="legacy") as client:
+        found = next((t for t in (await client.list_tools()).tools if t.name == tool), None)
+    if found is None:
+        return None
+    schema = found.input_schema
+    required = set(schema.get("required", []))
+    lines = [f"usage: xai-mcp call {tool} [key=value ...] [--json] [--emulator]", "", found.description or "", ""]
+    lines.append("arguments:")
+    for name, prop in schema.get("properties", {}).items():
+        default = "required" if name in required else f"default {compact(prop['default'])}" if "default" in prop else ""
+        lines.append(f"  {name} ({_type(prop, schema.get('$defs', {}))}{', ' + default if default else ''})")
+        if prop.get("description"):
+            lines.append(f"      {prop['description']}")
     return lines
 
 
@@ -70,10 +136,6 @@ async def save_images(result: CallToolResult, output_dir: Path, hint: str) -> li
             data = base64.b64decode(block.data)
             paths.append(await media.save(output_dir, hint, _SUFFIX.get(block.mime_type, ".bin"), data))
     return paths
-
-
-async def _progress_to_stderr(progress: float, total: float | None, message: str | None) -> None:
-    _write(f"  … {message or f'{progress:g}'}", sys.stderr)
 
 
 def keep_outputs(tools: Sequence[Tool], name: str, arguments: dict[str, Any]) -> dict[str, Any]:
@@ -96,17 +158,20 @@ async def call_tool(settings: Settings, tool: str, pairs: Sequence[str], *, as_j
         server = create_server(effective, toolsets=parse_toolsets(effective.toolsets), read_only=effective.read_only)
         async with Client(server, mode="legacy") as client:
             arguments = keep_outputs((await client.list_tools()).tools, tool, arguments)
-            result = await client.call_tool(tool, arguments, progress_callback=_progress_to_stderr)
+            result = await client.call_tool(tool, arguments, progress_callback=_ChangedProgress(sys.stderr))
     if result.is_error:
-        text = " ".join(b.text for b in result.content if isinstance(b, TextContent))
-        _write(f"error: {text}", sys.stderr)
+        message = error_message(result, tool)
+        if as_json:  # scripts read stdout: the error is there too, as JSON
+            _write(json.dumps({"error": message, "tool": tool}, ensure_ascii=False))
+        else:
+            _write(f"error: {message}", sys.stderr)
         return 1
     saved = await save_images(result, settings.output_dir, str(arguments.get("prompt", tool)))
     structured = dict(result.structured_content or {})
     if saved:
         structured["saved_files"] = [str(p) for p in saved]
     if as_json:
-        _write(json.dumps(structured, indent=2, ensure_ascii=False))
+        _write(compact(structured, indent=2))
     else:
         for line in render(structured) or [b.text for b in result.content if isinstance(b, TextContent)]:
             _write(line)
@@ -120,7 +185,7 @@ Step = tuple[str, str, Arguments, Callable[[dict[str, Any]], str]]
 
 
 def _usd(value: Any) -> str:
-    return f"${value:.6f}" if isinstance(value, (int, float)) else "n/a"
+    return f"${decimal(float(value))}" if isinstance(value, (int, float)) else "n/a"
 
 
 # The demo's own material: a short note it uploads, then asks chat about.
@@ -278,10 +343,10 @@ async def demo(output_dir: Path) -> int:
         for toolset, tool, arguments, summarize in DEMO_STEPS:
             args = arguments(results) if callable(arguments) else arguments
             _write(f"[{toolset}] {tool} {_short(args, 120)}")
-            result = await client.call_tool(tool, args, progress_callback=_progress_to_stdout)
+            result = await client.call_tool(tool, args, progress_callback=_ChangedProgress())
             if result.is_error:
                 failures += 1
-                _write("  error: " + " ".join(b.text for b in result.content if isinstance(b, TextContent)))
+                _write("  error: " + error_message(result, tool))
                 continue
             results[tool] = result.structured_content or {}
             _write(f"  → {summarize(results[tool])}")
@@ -291,5 +356,15 @@ async def demo(output_dir: Path) -> int:
     return 1 if failures else 0
 
 
-async def _progress_to_stdout(progress: float, total: float | None, message: str | None) -> None:
-    _write(f"  … {message or f'{progress:g}'}")
+class _ChangedProgress:
+    """Prints a progress line only when it says something new (polls repeat the same state)."""
+
+    def __init__(self, stream: Any = None) -> None:
+        self.stream = stream
+        self.last: str | None = None
+
+    async def __call__(self, progress: float, total: float | None, message: str | None) -> None:
+        line = f"  … {message or f'{progress:g}'}"
+        if line != self.last:
+            self.last = line
+            _write(line, self.stream)

@@ -94,12 +94,12 @@ async def test_lifecycle_create_wait_page_through_results_and_read_one(
         )
     )
     assert len(second["results"]) == 1
-    assert second["next_page_token"] is None
+    assert second.get("next_page_token") is None
     items = {item["batch_request_id"]: item for item in first["results"] + second["results"]}
     assert set(items) == set(PROMPTS)
     for rid, prompt in PROMPTS.items():
         assert items[rid]["status"] == "succeeded"
-        assert items[rid]["error"] is None
+        assert items[rid].get("error") is None
         assert answer_text(items[rid]) == f"Emulated reply to: {prompt}"
     # The token went back to xAI unchanged.
     pages = emulator.requests("ListBatchResults")
@@ -169,7 +169,7 @@ async def test_a_request_for_an_unknown_model_fails_alone(client: Client, emulat
     results = structured(await client.call_tool("list_batch_results", {"batch_id": batch["batch_id"]}))
     items = {item["batch_request_id"]: item for item in results["results"]}
     assert items["bad"]["status"] == "failed"
-    assert items["bad"]["answer"] is None
+    assert items["bad"].get("answer") is None
     assert items["bad"]["error"]["code"] == "NOT_FOUND"
     assert "grok-nope" in items["bad"]["error"]["message"]
     assert answer_text(items["good"]) == "Emulated reply to: fine"
@@ -188,7 +188,7 @@ async def test_a_request_for_an_unknown_model_fails_alone(client: Client, emulat
         ("good", "succeeded"),
         ("bad", "failed"),
     ]
-    assert everything["next_page_token"] is None
+    assert everything.get("next_page_token") is None
     assert list(emulator.requests("ListBatchRequestMetadata")[-1].status) == []
 
     one = structured(
@@ -263,7 +263,7 @@ async def test_image_requests_added_elsewhere_are_summarised(
     assert (done["status"], done["succeeded"]) == ("done", 1)
 
     (item,) = structured(await client.call_tool("list_batch_results", {"batch_id": batch["batch_id"]}))["results"]
-    assert item["answer"] is None
+    assert item.get("answer") is None
     media = item["media"]
     assert (media["kind"], media["model"], media["inline"], media["withheld"]) == ("image", "grok-imagine-image", 0, 0)
     assert len(media["urls"]) == 2 and all(url.startswith(emulator.media_url) for url in media["urls"])
@@ -350,7 +350,7 @@ async def test_list_batches_pages_newest_first(client: Client, emulator: Emulato
     assert first["batches"][0]["status"] == "empty"
     second = structured(await client.call_tool("list_batches", {"limit": 2, "page_token": first["next_page_token"]}))
     assert [b["name"] for b in second["batches"]] == ["a"]
-    assert second["next_page_token"] is None
+    assert second.get("next_page_token") is None
     calls = emulator.requests("ListBatches")
     assert calls[0] == batch_pb2.ListBatchesRequest(limit=2)
     assert calls[1] == batch_pb2.ListBatchesRequest(limit=2, pagination_token=first["next_page_token"])

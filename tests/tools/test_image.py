@@ -80,17 +80,13 @@ async def test_inline_image_is_a_real_png_and_stays_out_of_structured_content(
     assert data["model"] == "grok-imagine-image"
     assert data["output"] == "inline"
     assert data["cost_usd"] == 0.02  # 2 US cent per image
-    assert data["note"] is None
+    assert data.get("note") is None
     assert data["images"] == [
         {
             "index": 0,
             "moderated": False,
             "mime_type": "image/png",
             "size_bytes": len(picture),
-            "url": None,
-            "path": None,
-            "stored": None,
-            "storage_error": None,
         }
     ]
     # The base64 travels once, in the image block; the structured result stays tiny.
@@ -121,7 +117,7 @@ async def test_url_mode_returns_downloadable_urls_and_the_expiry_note(client: Cl
     assert len(set(urls)) == 2
     for item in data["images"]:
         assert item["url"].startswith(emulator.media_url + "/media/")
-        assert item["size_bytes"] is None and item["path"] is None and item["moderated"] is False
+        assert item.get("size_bytes") is None and item.get("path") is None and item.get("moderated", False) is False
         assert item["url"] in text_of(result)
         assert png_size(await download(item["url"])) == (1024, 1024)
     assert last_request(emulator).format == image_pb2.IMG_FORMAT_URL
@@ -149,7 +145,7 @@ async def test_file_mode_stays_in_the_output_folder_and_never_overwrites(
     # Nothing anywhere else under the test's folder: only the output folder was created.
     assert [p.name for p in tmp_path.iterdir()] == ["output"]
     assert first["images"][0]["size_bytes"] == paths[0].stat().st_size
-    assert first["note"] is None
+    assert first.get("note") is None
     assert last_request(emulator).format == image_pb2.IMG_FORMAT_BASE64
 
 
@@ -193,7 +189,7 @@ async def test_storage_options_round_trip(client: Client, emulator: Emulator) ->
         assert stored["public_url"].startswith(emulator.media_url + "/media/")
         assert png_size(await download(stored["public_url"])) == (1024, 1024)
         assert stored["public_url"] in text_of(result) and stored["file_id"] in text_of(result)
-        assert item["storage_error"] is None
+        assert item.get("storage_error") is None
     assert len(ids) == 2
     public = {item["stored"]["public_url"] for item in data["images"]}
     assert public <= {str(block.uri) for block in links_of(result)}
@@ -205,14 +201,14 @@ async def test_storage_defaults_and_contradictions(client: Client, emulator: Emu
     assert options.filename == "a-quiet-pond"  # from the prompt when no name is given
     assert not options.HasField("expires_after") and not options.HasField("public_url")
     stored = kept["images"][0]["stored"]
-    assert stored["public_url"] is None and stored["expires_at"] is None and stored["file_id"]
+    assert stored.get("public_url") is None and stored.get("expires_at") is None and stored["file_id"]
 
     wrong = await client.call_tool(
         "generate_image", {"prompt": "x", "storage": {"public_url_expires_after_seconds": 60}}
     )
     assert "storage.public_url_expires_after_seconds: set storage.public_url to true" in error_text(wrong)
     misspelt = await client.call_tool("generate_image", {"prompt": "x", "storage": {"filname": "a.png"}})
-    assert "filname" in error_text(misspelt) and "Extra inputs are not permitted" in error_text(misspelt)
+    assert "storage.filname: unknown argument" in error_text(misspelt)
     bad_name = await client.call_tool("generate_image", {"prompt": "x", "storage": {"filename": "a/b.png"}})
     assert "filename" in error_text(bad_name)
     assert emulator.calls["GenerateImage"] == 1
@@ -270,7 +266,7 @@ async def test_moderated_images_are_reported_not_shown(client: Client, emulator:
 
     assert images_of(result) == []
     assert [item["moderated"] for item in data["images"]] == [True, True]
-    assert all(item["size_bytes"] is None and item["mime_type"] is None for item in data["images"])
+    assert all(item.get("size_bytes") is None and item.get("mime_type") is None for item in data["images"])
     assert "withheld" in text_of(result)
     assert "0 of 2 image(s)" in text_of(result)
     assert data["cost_usd"] == 0.04  # xAI bills withheld images too
@@ -309,7 +305,7 @@ async def test_edit_one_local_file_goes_in_image(client: Client, emulator: Emula
     assert request.prompt == "make it blue"
     # The edit keeps the source's 2:1 shape, as xAI does when no aspect ratio is given.
     assert png_size(base64.b64decode(images_of(result)[0].data)) == (1024, 512)
-    assert data["images"][0]["moderated"] is False
+    assert data["images"][0].get("moderated", False) is False
 
 
 async def test_edit_a_file_and_a_data_url_go_in_images(client: Client, emulator: Emulator, tmp_path: Path) -> None:

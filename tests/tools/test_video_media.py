@@ -103,7 +103,7 @@ async def test_output_file_saves_a_playable_h264_of_the_requested_length(
     assert path.parent == settings.output_dir.resolve()
     assert path.suffix == ".mp4" and "waves-at-dusk" in path.name
     assert data["size_bytes"] == path.stat().st_size > 0
-    assert data["download_error"] is None
+    assert data.get("download_error") is None
     assert data["url"].startswith(emulator.media_url + "/media/")  # the URL is given as well
     info = probe(path)
     video = next(s for s in info["streams"] if s["codec_type"] == "video")
@@ -122,7 +122,7 @@ async def test_output_file_saves_a_playable_h264_of_the_requested_length(
 async def test_url_output_links_the_url_and_saves_nothing(client: Client, settings: Settings) -> None:
     result = await client.call_tool("generate_video", {"prompt": "a fern", "duration": 2})
     data = structured(result)
-    assert data["output"] == "url" and data["path"] is None
+    assert data["output"] == "url" and data.get("path") is None
     assert [str(link.uri) for link in links_of(result)] == [data["url"]]
     assert data["url"] in text_of(result)
     assert "output='file'" in data["next_step"]
@@ -138,7 +138,7 @@ async def test_a_failed_download_keeps_the_url_and_get_video_can_retry(
         )
     )
     request_id = pending["request_id"]
-    assert pending["status"] == "pending" and pending["path"] is None
+    assert pending["status"] == "pending" and pending.get("path") is None
     assert f"request_id={request_id!r} output='file'" in pending["next_step"]
     served = dict(emulator.env.media.items)
     emulator.env.media.items.clear()  # the URL is gone (as after xAI's 24 hours) when the call downloads
@@ -147,7 +147,7 @@ async def test_a_failed_download_keeps_the_url_and_get_video_can_retry(
     data = structured(result)  # not an error: the video was paid for
 
     assert data["status"] == "done" and data["url"].startswith(emulator.media_url)
-    assert data["path"] is None
+    assert data.get("path") is None
     assert data["download_error"] == "downloading from 127.0.0.1 failed: HTTP 404"
     assert "saving it failed" in data["next_step"] and f"request_id={request_id!r}" in data["next_step"]
     assert data["url"] in text_of(result) and "HTTP 404" in text_of(result)
@@ -251,7 +251,7 @@ async def test_video_storage_round_trip(client: Client, emulator: Emulator) -> N
     assert stored["file_id"] and stored["filename"] == "comet.mp4"
     assert stored["expires_at"] == stored["public_url_expires_at"]  # the public URL lives as long as the file
     assert mp4.duration_seconds(await fetch(stored["public_url"])) == 2.0
-    assert data["storage_error"] is None
+    assert data.get("storage_error") is None
     assert stored["public_url"] in {str(link.uri) for link in links_of(result)}
     assert stored["file_id"] in text_of(result)
 
@@ -282,7 +282,7 @@ async def test_extension_stores_under_a_name_from_the_prompt(client: Client, emu
     assert isinstance(request, video_pb2.ExtendVideoRequest)
     assert request.storage_options.filename == "the-kite-flies-away.mp4"
     assert extended["stored"]["filename"] == "the-kite-flies-away.mp4"
-    assert extended["stored"]["public_url"] is None
+    assert extended["stored"].get("public_url") is None
 
 
 async def test_a_storage_failure_is_reported_and_the_video_still_delivered(client: Client) -> None:
@@ -291,12 +291,12 @@ async def test_a_storage_failure_is_reported_and_the_video_still_delivered(clien
     )
     data = structured(result)
     assert data["status"] == "done" and data["url"]
-    assert data["stored"] is None
+    assert data.get("stored") is None
     assert data["storage_error"] == "Failed to store the generated file (emulated storage failure)."
     assert "could not store it in Files" in text_of(result)
 
     image = structured(await client.call_tool("generate_image", {"prompt": "[[storage-fail]] owl", "storage": {}}))
-    assert image["images"][0]["stored"] is None and "storage failure" in image["images"][0]["storage_error"]
+    assert image["images"][0].get("stored") is None and "storage failure" in image["images"][0]["storage_error"]
 
 
 # --- xAI's video controls ------------------------------------------------------------------
@@ -360,9 +360,9 @@ async def test_control_constraints_are_refused_before_anything_is_billed(
     five = await refused({"keyframes": [{"image": frame, "at_seconds": i + 1} for i in range(5)]})
     assert "keyframes" in five
     zero = await refused({"keyframes": [{"image": frame, "at_seconds": 0}]})
-    assert "keyframes.0.at_seconds" in zero
+    assert "keyframes[0].at_seconds: must be more than 0 (got 0)" in zero
     misspelt = await refused({"keyframes": [{"image": frame, "at_second": 1}]})
-    assert "at_second" in misspelt and "Extra inputs are not permitted" in misspelt
+    assert "keyframes[0].at_second: unknown argument" in misspelt
     voices = await refused({"reference_audios": ["ara", "rex", "sal", "eve"]})
     assert "reference_audios" in voices
     missing = await refused({"last_frame": str(tmp_path / "none.png")})

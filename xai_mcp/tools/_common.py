@@ -8,19 +8,21 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, get_args, get_origin, get_type_hints
 
 import anyio
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
+from pydantic import BaseModel
 
 from xai_mcp.errors import UserError
 from xai_mcp.metrics import Metrics, Outcome
 from xai_mcp.rpc import queue_progress
 from xai_mcp.state import AppContext, ToolContext
-from xai_mcp.tools._strict import strict_arguments
+from xai_mcp.tools._lean import fit_page, split_page_token, to_result
+from xai_mcp.tools._strict import lean_schemas, strict_arguments
 
 # Honest hints for hosts (they may auto-approve read-only tools). Every tool reaches xAI but the
 # LOCAL ones, which read only this server's own records (the state store).
@@ -58,14 +60,22 @@ def app(ctx: ToolContext) -> AppContext:
     return ctx.request_context.lifespan_context
 
 
+def _output_model(fn: Callable[..., Any]) -> type[BaseModel] | None:
+    """The model a tool's result is described by: its return type, or `Annotated[CallToolResult, Model]`'s."""
+    returned = get_type_hints(fn, include_extras=True).get("return")
+    if get_origin(returned) is Annotated:
+        returned = get_args(returned)[1]
+    return returned if isinstance(returned, type) and issubclass(returned, BaseModel) else None
+
+
 def tool_boundary(spec: ToolSpec, metrics: Metrics) -> Callable[..., Awaitable[Any]]:
-    """The one boundary every tool call crosses: errors for the agent, queue progress, and metrics.
+    """The one boundary every tool call crosses: errors for the agent, queue progress, metrics, lean results.
 
     User errors become ToolError, whose message reaches the agent (anything else is hidden by
     the SDK). Only the message crosses: the chain (e.g. the gRPC error behind an XaiError) stays
     here. Paid work that waits for its turn (`rpc.queue_progress`) says so through the call's
     progress. Each call is counted by outcome, timed, shown in flight while it runs, and the cost
-    its result reports is added up.
+    its result reports is added up. Results leave as lean MCP results (see _lean).
 
     The one budget check is here too: a tool that spends is refused before it sends anything once
     today's spending reached the daily budget, so every paid tool (today's and future toolsets') is
@@ -78,6 +88,7 @@ def tool_boundary(spec: ToolSpec, metrics: Metrics) -> Callable[..., Awaitable[A
     fn, tool = spec.fn, spec.name
     in_flight = metrics.in_flight.labels(tool)
     latency = metrics.latency.labels(tool)
+    output_model = _output_model(fn)
 
     @functools.wraps(fn)
     async def guarded(*args: Any, **kwargs: Any) -> Any:
@@ -87,13 +98,18 @@ def tool_boundary(spec: ToolSpec, metrics: Metrics) -> Callable[..., Awaitable[A
         started = time.perf_counter()
         in_flight.inc()
         try:
+            settings = app(ctx).settings if ctx is not None else None
+            if settings is not None and not settings.per_user_keys:
+                settings.key()  # no key: every call says how to set it (the server starts anyway)
             if spec.spends and isinstance(ctx, Context):
                 await app(ctx).books.check_budget()
+            xai_token, skip = split_page_token(kwargs.get("page_token"))
+            if "page_token" in kwargs:
+                kwargs["page_token"] = xai_token
             with app(ctx).drain.call() if isinstance(ctx, Context) else nullcontext():
                 result = await fn(*args, **kwargs)
             outcome = Outcome.OK
             metrics.add_cost(tool, result, spends=spec.spends)
-            return result
         except UserError as err:
             outcome = Outcome.USER_ERROR
             raise ToolError(str(err)) from None
@@ -107,6 +123,10 @@ def tool_boundary(spec: ToolSpec, metrics: Metrics) -> Callable[..., Awaitable[A
             metrics.calls.labels(tool, outcome).inc()
             if token is not None:
                 queue_progress.reset(token)
+        if isinstance(result, BaseModel) and settings is not None:
+            result = fit_page(result, xai_token=xai_token, skip=skip, budget=settings.result_budget_kb * 1024)
+        # The SDK passes a CallToolResult through, after checking it against the return annotation's model.
+        return to_result(result, output_model)
 
     return guarded
 
@@ -131,5 +151,6 @@ def add_tools(server: MCPServer, specs: Sequence[ToolSpec], *, read_only: bool, 
             tool_boundary(spec, metrics), title=spec.title, description=description, annotations=spec.annotations
         )
         strict_arguments(server, spec.name)
+        lean_schemas(server, spec.name)
         added.append(spec.name)
     return added

@@ -93,8 +93,10 @@ class BatchSummary(BaseModel):
     failed: int = Field(description="Requests that failed.")
     cancelled: int = Field(description="Requests stopped by a cancel before they ran.")
     cost_usd: float = Field(description="Cost so far in US dollars.")
-    created_at: str | None = Field(description="Creation time, ISO 8601 (UTC).")
-    expires_at: str | None = Field(description="When xAI discards the batch and its results, ISO 8601 (UTC).")
+    created_at: str | None = Field(default=None, description="Creation time, ISO 8601 (UTC).")
+    expires_at: str | None = Field(
+        default=None, description="When xAI discards the batch and its results, ISO 8601 (UTC)."
+    )
     cancelled_at: str | None = Field(default=None, description="Cancellation time, ISO 8601 (UTC).")
     cancel_reason: str | None = Field(default=None, description="xAI's message when xAI itself cancelled the batch.")
 
@@ -105,7 +107,9 @@ class BatchResult(BatchSummary):
 
 class BatchList(BaseModel):
     batches: list[BatchSummary] = Field(description="Batches, newest first.")
-    next_page_token: str | None = Field(description="Pass to list_batches for the next page; null on the last page.")
+    next_page_token: str | None = Field(
+        default=None, description="Pass to list_batches for the next page; null on the last page."
+    )
 
 
 class BatchRequestInfo(BaseModel):
@@ -113,14 +117,14 @@ class BatchRequestInfo(BaseModel):
     endpoint: str = Field(description="What kind of request it is (e.g. chat, image, video).")
     model: str = Field(description="The model it runs on.")
     state: Literal["pending", "succeeded", "failed", "cancelled", "unknown"] = Field(description="Its state.")
-    created_at: str | None = Field(description="When it was added, ISO 8601 (UTC).")
-    finished_at: str | None = Field(description="When it finished, ISO 8601 (UTC); null while pending.")
+    created_at: str | None = Field(default=None, description="When it was added, ISO 8601 (UTC).")
+    finished_at: str | None = Field(default=None, description="When it finished, ISO 8601 (UTC); null while pending.")
 
 
 class BatchRequestList(BaseModel):
     requests: list[BatchRequestInfo] = Field(description="Requests in the order they were added.")
     next_page_token: str | None = Field(
-        description="Pass to list_batch_requests for the next page; null on the last page."
+        default=None, description="Pass to list_batch_requests for the next page; null on the last page."
     )
 
 
@@ -135,7 +139,7 @@ class MediaSummary(BaseModel):
     urls: list[str] = Field(description="Temporary download URLs (xAI keeps them for about a day).")
     inline: int = Field(description="Images returned inline as base64 (not repeated here).")
     withheld: int = Field(description="Items withheld by moderation.")
-    cost_usd: float | None = Field(description="Cost in US dollars, when reported.")
+    cost_usd: float | None = Field(default=None, description="Cost in US dollars, when reported.")
 
 
 class BatchItem(BaseModel):
@@ -149,7 +153,7 @@ class BatchItem(BaseModel):
 class BatchResultList(BaseModel):
     results: list[BatchItem] = Field(description="Finished requests (pending and cancelled ones are not listed).")
     next_page_token: str | None = Field(
-        description="Pass to list_batch_results for the next page; null on the last page."
+        default=None, description="Pass to list_batch_results for the next page; null on the last page."
     )
 
 
@@ -161,7 +165,7 @@ class RequestSummary(BaseModel):
 
 
 class BatchItemResult(BatchItem):
-    request: RequestSummary | None = Field(description="What was asked.")
+    request: RequestSummary | None = Field(default=None, description="What was asked.")
 
 
 # --- converters (pure) ---------------------------------------------------------------------

@@ -72,7 +72,7 @@ def _stream_status(assembler: ChunkAssembler) -> tuple[float, str] | None:
     if not assembler.chunks:
         return None
     so_far = assembler.tokens_so_far()
-    count = f"{tokens(so_far)} so far"
+    count = f"{tokens(so_far)} so far" if so_far else "started"
     return float(so_far), f"chat: thinking, {count}" if assembler.thinking else f"chat: {count}"
 
 

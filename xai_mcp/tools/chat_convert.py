@@ -31,6 +31,7 @@ from xai_mcp._pb.v1 import chat_pb2, deferred_pb2, image_pb2, sample_pb2, usage_
 from xai_mcp.errors import InputError
 from xai_mcp.settings import Settings
 from xai_mcp.sources import default_input_roots, resolve_image
+from xai_mcp.tools._lean import compact, usd
 from xai_mcp.tools._units import FinishReason, cost_usd, finish_reason
 from xai_mcp.tools.chat_tools import (
     CodeExecution,
@@ -311,7 +312,9 @@ class Usage(BaseModel):
     reasoning_tokens: int = Field(description="Tokens spent thinking (reasoning models).")
     cached_prompt_tokens: int = Field(description="Prompt tokens served from xAI's cache (cheaper).")
     total_tokens: int = Field(description="All tokens billed.")
-    cost_usd: float | None = Field(description="What the request cost in US dollars, when xAI reports it.")
+    cost_usd: float | None = Field(
+        default=None, description="What the request cost in US dollars, when xAI reports it."
+    )
 
 
 class ChatResult(BaseModel):
@@ -323,7 +326,7 @@ class ChatResult(BaseModel):
     request_id: str | None = Field(default=None, description="Deferred chats: the id to pass to get_deferred_chat.")
     id: str | None = Field(default=None, description="The response id (use it as previous_response_id if stored).")
     model: str | None = Field(default=None, description="The model that answered (its full name).")
-    content: str = Field(default="", description="The answer text.")
+    content: str = Field(default="", description="The answer text (absent when `parsed` holds it).")
     reasoning_content: str | None = Field(default=None, description="The model's visible reasoning, if it gave any.")
     finish_reason: FinishReason | None = Field(
         default=None,
@@ -353,6 +356,31 @@ class ChatResult(BaseModel):
     parse_error: str | None = Field(default=None, description="With response_schema: why the answer did not parse.")
     usage: Usage | None = Field(default=None, description="Tokens and cost (absent until the answer exists).")
     next_step: str | None = Field(default=None, description="What to do next, when there is something to do.")
+
+    def summary_text(self) -> str:
+        """The answer as text, then one line of facts: what the host shows the model and the person."""
+        lines = []
+        if self.parsed is not None:
+            lines.append(compact(self.parsed))
+        elif self.content:
+            lines.append(self.content)
+        if self.parse_error:
+            lines.append(f"(not valid JSON: {self.parse_error})")
+        lines += [
+            f"call {c.name}({compact(c.arguments) if c.arguments is not None else c.arguments_raw}) id={c.id}"
+            for c in self.tool_calls
+        ]
+        if self.citations:
+            lines.append("sources: " + " ".join(self.citations))
+        facts = [self.status if self.status != "done" else "", self.model or "", self.finish_reason or ""]
+        if self.usage is not None:
+            facts += [f"{self.usage.total_tokens} tokens", usd(self.usage.cost_usd)]
+        if self.request_id:
+            facts.append(f"request_id {self.request_id}")
+        lines.append("[" + ", ".join(fact for fact in facts if fact) + "]")
+        if self.next_step:
+            lines.append(self.next_step)
+        return "\n".join(lines)
 
 
 class DeleteResult(BaseModel):
@@ -616,7 +644,7 @@ def from_response(pb: chat_pb2.GetChatCompletionResponse, *, schema_given: bool)
         status="done",
         id=pb.id or None,
         model=pb.model or None,
-        content=message.content,
+        content="" if parsed is not None else message.content,
         reasoning_content=message.reasoning_content or None,
         finish_reason=finish,
         tool_calls=calls,

@@ -10,13 +10,15 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
-from xai_mcp import rpc
+from xai_mcp import media, rpc
 from xai_mcp._pb.v1 import embed_pb2
 from xai_mcp.errors import InputError
 from xai_mcp.state import ToolContext
 from xai_mcp.tools._common import SPENDS, ToolSpec, app
+from xai_mcp.tools._lean import compact, lean
 
 Encoding = Literal["float", "base64"]
+Output = Literal["inline", "file"]
 
 _ENCODINGS: dict[Encoding, embed_pb2.EmbedEncodingFormat.ValueType] = {
     "float": embed_pb2.FORMAT_FLOAT,
@@ -45,6 +47,10 @@ class EmbedResult(BaseModel):
     model: str = Field(description="The embedding model used (canonical name).")
     vectors: list[Vector] = Field(description="One vector per input, in input order.")
     usage: EmbedUsage = Field(description="What was embedded.")
+    path: str | None = Field(
+        default=None, description="With output 'file' (or vectors too large to return): the JSON file holding them."
+    )
+    note: str | None = Field(default=None, description="Anything to act on, e.g. why the vectors were saved.")
 
 
 def _to_request(inputs: list[str], model: str, encoding: Encoding) -> embed_pb2.EmbedRequest:
@@ -109,6 +115,13 @@ async def embed(
         Encoding,
         Field(description="float: a list of numbers; base64: little-endian float32 bytes, about 4x more compact."),
     ] = "float",
+    output: Annotated[
+        Output,
+        Field(
+            description="inline: the vectors in the result; file: saved as JSON on this machine, the result "
+            "giving the path (also done when inline vectors would pass the result size limit)."
+        ),
+    ] = "inline",
     *,
     ctx: ToolContext,
 ) -> EmbedResult:
@@ -122,7 +135,24 @@ async def embed(
     if not chosen:
         raise InputError("model: is blank; give an embedding model name such as grok-embed-1 (list_models shows them).")
     response = await state.xai.call(rpc.EMBED, _to_request(inputs, chosen, encoding), subject=f"model '{chosen}'")
-    return _from_response(response, model=chosen)
+    result = _from_response(response, model=chosen)
+    budget = state.settings.result_budget_kb * 1024
+    too_large = output == "inline" and len(compact(lean(result))) > budget
+    if output == "file" or too_large:
+        # A file, not an overflowing result: hosts warn (or fail) on results of a few hundred kB.
+        data = compact({"model": result.model, "vectors": [lean(vector) for vector in result.vectors]}).encode()
+        path = await media.save(state.settings.output_dir, f"embeddings {chosen}", ".json", data)
+        result = result.model_copy(
+            update={
+                "vectors": [Vector(index=v.index, dimensions=v.dimensions) for v in result.vectors],
+                "path": str(path),
+                "note": f"The vectors are too large to return ({len(data):,} bytes, the limit is "
+                f"XAI_MCP_RESULT_BUDGET_KB={state.settings.result_budget_kb}): saved to the file at `path`."
+                if too_large
+                else None,
+            }
+        )
+    return result
 
 
 TOOLS = [

@@ -78,8 +78,10 @@ class FileInfo(BaseModel):
     file_id: str = Field(description="The id to attach the file to a chat (chat's files) or to manage it.")
     filename: str = Field(description="The file's name at xAI.")
     size_bytes: int = Field(description="Size in bytes.")
-    created: str | None = Field(description="When it was uploaded (ISO 8601, UTC).")
-    expires: str | None = Field(description="When xAI deletes it (ISO 8601, UTC); null: kept until deleted.")
+    created: str | None = Field(default=None, description="When it was uploaded (ISO 8601, UTC).")
+    expires: str | None = Field(
+        default=None, description="When xAI deletes it (ISO 8601, UTC); null: kept until deleted."
+    )
     public_url: str | None = Field(default=None, description="Its public URL, while it has one.")
     public_url_expires: str | None = Field(default=None, description="When the public URL stops working, if ever.")
 
@@ -94,7 +96,9 @@ class UploadResult(BaseModel):
 
 class FileList(BaseModel):
     files: list[FileInfo] = Field(description="The files on this page.")
-    next_page_token: str | None = Field(description="Pass as page_token for the next page; null on the last page.")
+    next_page_token: str | None = Field(
+        default=None, description="Pass as page_token for the next page; null on the last page."
+    )
 
 
 class FileContent(BaseModel):
@@ -117,7 +121,9 @@ class DeletedFile(BaseModel):
 class PublicUrl(BaseModel):
     file_id: str = Field(description="The file the URL serves.")
     public_url: str = Field(description="A URL anyone who has it can open, without a key.")
-    expires: str | None = Field(description="When the URL stops working (ISO 8601, UTC); null: while the file lives.")
+    expires: str | None = Field(
+        default=None, description="When the URL stops working (ISO 8601, UTC); null: while the file lives."
+    )
 
 
 class RevokedUrl(BaseModel):

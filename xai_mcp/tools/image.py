@@ -25,6 +25,7 @@ from xai_mcp.media import slug
 from xai_mcp.sources import default_input_roots, resolve_image, sniff_image_type
 from xai_mcp.state import ToolContext
 from xai_mcp.tools._common import SPENDS, ToolSpec, app
+from xai_mcp.tools._lean import usd
 from xai_mcp.tools._media import Storage, StorageArg, StoredFile, link, stored_file, to_storage_options
 from xai_mcp.tools._units import cost_usd
 
@@ -232,7 +233,7 @@ def _from_response(pb: image_pb2.ImageResponse) -> list[_Generated]:
 def _summary(result: ImageResult) -> str:
     """A short text for the person reading the reply (the structured result has the details)."""
     made = sum(not item.moderated for item in result.images)
-    cost = f" (cost ${result.cost_usd:.4f})" if result.cost_usd is not None else ""
+    cost = f" (cost {usd(result.cost_usd)})" if result.cost_usd is not None else ""
     lines = [f"{made} of {len(result.images)} image(s) from {result.model}{cost}."]
     for item in result.images:
         if item.moderated:
@@ -265,6 +266,7 @@ async def _generate(
     items: list[ImageItem] = []
     blocks: list[ContentBlock] = []
     links: list[ContentBlock] = []
+    spilled: list[int] = []  # inline images past XAI_MCP_INLINE_IMAGES_MB, saved instead
     for index, image in enumerate(generated):
         item = ImageItem(
             index=index,
@@ -276,7 +278,14 @@ async def _generate(
         )
         if image.encoded is not None:
             item.size_bytes = image.size
-            if output == "file":
+            inline_used = sum(len(block.data) for block in blocks if isinstance(block, ImageContent))
+            # Hosts slow down or fail on results of a few MB (Claude Desktop above about 1 MB): past
+            # XAI_MCP_INLINE_IMAGES_MB of base64, images are saved instead; the first is always inline.
+            inline_budget = state.settings.inline_images_mb * 1024 * 1024
+            overflow = output == "inline" and blocks and inline_used + len(image.encoded) > inline_budget
+            if overflow:
+                spilled.append(index + 1)
+            if output == "file" or overflow:
                 suffix = _SUFFIXES.get(image.mime_type or "", ".png")
                 path = await media.save(state.settings.output_dir, request.prompt, suffix, image.data())
                 item.path = str(path)
@@ -301,7 +310,19 @@ async def _generate(
         output=output,
         images=items,
         cost_usd=cost_usd(response.usage),
-        note=URL_NOTE if any(item.url for item in items) else None,
+        note=" ".join(
+            note
+            for note in (
+                URL_NOTE if any(item.url for item in items) else "",
+                f"Image(s) {', '.join(map(str, spilled))} were saved to files instead of shown inline: one result "
+                f"carries at most {state.settings.inline_images_mb} MB of inline images (XAI_MCP_INLINE_IMAGES_MB). "
+                "Their paths are listed."
+                if spilled
+                else "",
+            )
+            if note
+        )
+        or None,
     )
     log.info("%d image(s) from %s delivered as %s", len(items), result.model, output)
     return CallToolResult(

@@ -64,8 +64,8 @@ class SpendingReport(BaseModel):
     last_30_days_usd: float = Field(description="Spent in the last 30 days, today included.")
     last_30_days_by_tool: list[ToolSpend] = Field(description="The last 30 days per tool, largest first.")
     days: list[DaySpend] = Field(description="Days with spending, newest first.")
-    daily_budget_usd: float | None = Field(description="XAI_MCP_DAILY_BUDGET_USD, if set.")
-    budget_left_usd: float | None = Field(description="What today's budget still allows, if one is set.")
+    daily_budget_usd: float | None = Field(default=None, description="XAI_MCP_DAILY_BUDGET_USD, if set.")
+    budget_left_usd: float | None = Field(default=None, description="What today's budget still allows, if one is set.")
 
 
 def _iso(job: Job, updated: bool = False) -> str:

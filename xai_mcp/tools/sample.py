@@ -31,13 +31,15 @@ class SampleUsage(BaseModel):
     prompt_tokens: int = Field(description="Tokens in the prompt.")
     completion_tokens: int = Field(description="Tokens generated, all choices together.")
     total_tokens: int = Field(description="Prompt and completion tokens.")
-    cost_usd: float | None = Field(description="What xAI charged for the call, in US dollars, when it says.")
+    cost_usd: float | None = Field(
+        default=None, description="What xAI charged for the call, in US dollars, when it says."
+    )
 
 
 class SampleResult(BaseModel):
     model: str = Field(description="The model that produced the text (canonical name).")
     choices: list[Choice] = Field(description="The completions, by index.")
-    usage: SampleUsage | None = Field(description="Token counts and cost, when xAI reports them.")
+    usage: SampleUsage | None = Field(default=None, description="Token counts and cost, when xAI reports them.")
 
 
 @dataclass

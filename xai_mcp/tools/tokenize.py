@@ -26,11 +26,12 @@ class TokenizeResult(BaseModel):
     model: str = Field(description="The model whose tokenizer was used (canonical name).")
     token_count: int = Field(description="Exact number of tokens in the text.")
     tokens: list[Token] = Field(
-        description=f"The tokens in order, at most {MAX_TOKENS_RETURNED:,}; empty when include_tokens is false."
+        default=[], description=f"With include_tokens: the tokens in order, at most {MAX_TOKENS_RETURNED:,}."
     )
     truncated: bool = Field(
+        default=False,
         description=f"True when the text has more than {MAX_TOKENS_RETURNED:,} tokens "
-        "and only the first ones are listed."
+        "and only the first ones are listed.",
     )
 
 
@@ -68,12 +69,12 @@ async def tokenize_text(
     ] = None,
     include_tokens: Annotated[
         bool,
-        Field(description=f"List the tokens (the first {MAX_TOKENS_RETURNED:,}); false returns only the count."),
-    ] = True,
+        Field(description=f"Also list the tokens (the first {MAX_TOKENS_RETURNED:,}); by default only the count."),
+    ] = False,
     *,
     ctx: ToolContext,
 ) -> TokenizeResult:
-    """Count the tokens an xAI language model sees in a text, and list them (id and text).
+    """Count the tokens an xAI language model sees in a text; with include_tokens, list them (id and text).
 
     Free: costs nothing. Use it to check a prompt against a model's context length or to
     estimate a request's cost (token prices come from list_models).
