@@ -74,6 +74,15 @@ def _no_xai_environment_for_the_session() -> Iterator[None]:
         yield
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _tool_listing_cache_of_the_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Servers cache their tool listing under $XDG_CACHE_HOME (tools/_listing.py): one fresh
+    cache for the run, shared by its servers and subprocesses, never the developer's own."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _no_xai_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     # Per test as well: a variable a previous test set in os.environ without monkeypatch is gone

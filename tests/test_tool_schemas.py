@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from _helpers import settings_from
 from mcp import Client
+from pydantic import SecretStr
 
 from xai_mcp.server import create_server
 from xai_mcp.tools import CATALOG as TOOLSET_TABLE
@@ -59,7 +60,8 @@ async def test_tool_surfaces_match_their_snapshots():
     update = os.environ.get("UPDATE_SNAPSHOTS") == "1"
     SNAPSHOTS.mkdir(parents=True, exist_ok=True)
     problems = []
-    for tool in await _tools():
+    # Built from the signatures: the cached listing (next test) must never be the only one checked.
+    for tool in await _tools(tool_cache=False):
         current = json.dumps(tool.model_dump(mode="json", by_alias=True, exclude_none=True), indent=2, sort_keys=True)
         path = SNAPSHOTS / f"{tool.name}.json"
         if update:
@@ -69,6 +71,32 @@ async def test_tool_surfaces_match_their_snapshots():
         elif path.read_text() != current + "\n":
             problems.append(f"{tool.name}: surface changed (run with UPDATE_SNAPSHOTS=1 and review the diff)")
     assert problems == []
+
+
+async def test_the_cached_listing_is_the_built_one_and_builds_on_first_call(monkeypatch, tmp_path, settings, emulator):
+    # The cache doubles as a freshness check: what a later start lists without building a single
+    # tool model is exactly what the signatures build (and so what the snapshots pin).
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    dump = [tool.model_dump(mode="json", by_alias=True, exclude_none=True) for tool in await _tools(tool_cache=False)]
+    assert [tool.model_dump(mode="json", by_alias=True, exclude_none=True) for tool in await _tools()] == dump
+    assert len(list(tmp_path.glob("xai-mcp/tools-*/*.json"))) == len(TOOLSETS)
+    managing = {"management_key": SecretStr("test-management-key"), "management_api_host": settings.api_host}
+    lazy = create_server(settings.model_copy(update=managing))  # every toolset, as OFFLINE
+    assert lazy._tool_manager.list_tools() == []  # nothing built: all listed from the cache
+    async with Client(lazy, mode="legacy") as client:
+        assert [
+            tool.model_dump(mode="json", by_alias=True, exclude_none=True) for tool in (await client.list_tools()).tools
+        ] == dump
+        counted = await client.call_tool("tokenize_text", {"text": "hello"})
+        assert not counted.is_error and counted.structured_content["token_count"] > 0
+        built = {tool.name for tool in lazy._tool_manager.list_tools()}
+        assert built == set(CATALOG["tokenize"])  # its toolset alone was built
+        assert [
+            tool.model_dump(mode="json", by_alias=True, exclude_none=True) for tool in (await client.list_tools()).tools
+        ] == dump
+    # Read-only from a cached listing serves exactly what read-only serves when built.
+    eager_ro = [tool.name for tool in await _tools(tool_cache=False, read_only=True)]
+    assert [tool.name for tool in await _tools(read_only=True)] == eager_ro
 
 
 async def test_every_tool_is_described_bounded_and_honestly_annotated():

@@ -36,10 +36,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Literal, Self
+from typing import TYPE_CHECKING, Literal, Self
 
-import grpc
-import grpc.aio
+if TYPE_CHECKING:  # grpc (14 MiB of native library) loads with the first xAI call, not at start-up
+    import grpc
 
 _BEARER = re.compile(r"(?i)(bearer\s+)[^\s,;\"']+")
 _MAX_DETAILS = 600
@@ -130,46 +130,44 @@ class ServerError(XaiError):
     pass
 
 
-_S = grpc.StatusCode
-
 # status -> (error type, message template). Placeholders: {what} (the call, e.g. "chat"),
 # {subject} (e.g. "model 'grok-9'"), {details} (xAI's text, scrubbed), {timeout}, {host}.
-_TABLE: dict[grpc.StatusCode, tuple[type[XaiError], str]] = {
-    _S.INVALID_ARGUMENT: (InvalidRequest, "xAI rejected the {what} request: {details}"),
-    _S.OUT_OF_RANGE: (InvalidRequest, "xAI rejected the {what} request (a value is out of range): {details}"),
-    _S.FAILED_PRECONDITION: (InvalidRequest, "xAI cannot do this {what} request now: {details}"),
-    _S.ALREADY_EXISTS: (InvalidRequest, "xAI rejected the {what} request (already exists): {details}"),
+_TABLE: dict[str, tuple[type[XaiError], str]] = {  # by grpc.StatusCode name
+    "INVALID_ARGUMENT": (InvalidRequest, "xAI rejected the {what} request: {details}"),
+    "OUT_OF_RANGE": (InvalidRequest, "xAI rejected the {what} request (a value is out of range): {details}"),
+    "FAILED_PRECONDITION": (InvalidRequest, "xAI cannot do this {what} request now: {details}"),
+    "ALREADY_EXISTS": (InvalidRequest, "xAI rejected the {what} request (already exists): {details}"),
     # Only a fallback: each RPC says what its NOT_FOUND means (`rpc.Rpc.not_found`).
-    _S.NOT_FOUND: (NotFound, "xAI could not find {subject} ({details}). Check the name or id."),
-    _S.UNAUTHENTICATED: (
+    "NOT_FOUND": (NotFound, "xAI could not find {subject} ({details}). Check the name or id."),
+    "UNAUTHENTICATED": (
         AuthFailed,
         "xAI rejected the API key ({details}). Check XAI_API_KEY: it must be a valid, active xAI API key.",
     ),
-    _S.PERMISSION_DENIED: (
+    "PERMISSION_DENIED": (
         AuthFailed,
         "xAI refused access ({details}). Check XAI_API_KEY: the key may be disabled or blocked, or may not "
         "have access to this model or feature (get_api_key_info shows its permissions).",
     ),
-    _S.RESOURCE_EXHAUSTED: (
+    "RESOURCE_EXHAUSTED": (
         RateLimited,
         "xAI rate limit or quota reached ({details}). Wait a little and retry, or send fewer requests at once.",
     ),
-    _S.DEADLINE_EXCEEDED: (
+    "DEADLINE_EXCEEDED": (
         TimedOut,
         "xAI did not answer the {what} request within {timeout:g} s. Retry, or raise XAI_MCP_RPC_TIMEOUT "
         "if the request needs longer.",
     ),
-    _S.UNAVAILABLE: (
+    "UNAVAILABLE": (
         Unavailable,
         "xAI unavailable: could not reach {host} ({details}). Check the network and XAI_API_HOST, then retry.",
     ),
-    _S.DATA_LOSS: (
+    "DATA_LOSS": (
         ImageFetchFailed,
         "xAI could not fetch an image URL given in the request ({details}). Make sure the URL is public and "
         "reachable, or pass the image as a data URL or a local file.",
     ),
-    _S.CANCELLED: (Cancelled, "The xAI {what} call was cancelled."),
-    _S.UNIMPLEMENTED: (
+    "CANCELLED": (Cancelled, "The xAI {what} call was cancelled."),
+    "UNIMPLEMENTED": (
         ServerError,
         "The endpoint at {host} does not support this {what} call ({details}). Check XAI_API_HOST.",
     ),
@@ -179,6 +177,12 @@ _FALLBACK = (
     "xAI internal error ({code}) in the {what} request: {details}. Retry; if it persists, "
     "the problem is on xAI's side.",
 )
+
+
+def _status(name: str) -> grpc.StatusCode:
+    import grpc  # loaded by now: only failed or refused xAI calls get here
+
+    return grpc.StatusCode[name]
 
 
 # Failures gRPC itself reports with a status of xAI's, told apart by their details. The words
@@ -219,13 +223,13 @@ Transport = Literal["request_too_large", "answer_too_large", "refused"]
 
 def transport_failure(code: grpc.StatusCode | None, details: str) -> Transport | None:
     """Which failure of gRPC's own a status is (see `_OVERSIZE`, `_REFUSED`), or None for xAI's."""
-    if code is grpc.StatusCode.RESOURCE_EXHAUSTED:
+    if code is _status("RESOURCE_EXHAUSTED"):
         found = _OVERSIZE.search(details)
         if found is not None:
             ours = found.group(1) == "CLIENT"
             sent = found.group(2) == "Sent"
             return "request_too_large" if ours == sent else "answer_too_large"
-    if code is grpc.StatusCode.UNAVAILABLE and _REFUSED.search(details):
+    if code is _status("UNAVAILABLE") and _REFUSED.search(details):
         return "refused"
     return None
 
@@ -255,12 +259,12 @@ def _transport_error(kind: Transport, code: grpc.StatusCode, details: str, *, wh
 def request_too_large(*, what: str, field: str, size: int, limit: int) -> XaiError:
     """A request refused before it was sent: `field` is the part of it that is the largest."""
     message = _WOULD_BE_TOO_LARGE.format(what=what, field=field, size=mebibytes(size), limit=mebibytes(limit))
-    return RequestTooLarge(message, code=grpc.StatusCode.INVALID_ARGUMENT)
+    return RequestTooLarge(message, code=_status("INVALID_ARGUMENT"))
 
 
 def busy(*, what: str, limit: int, waited: float) -> XaiError:
     """Paid work that found no free paid-call slot in time (see `rpc.XaiClient`)."""
-    return Busy(_BUSY.format(what=what, limit=limit, waited=waited), code=grpc.StatusCode.RESOURCE_EXHAUSTED)
+    return Busy(_BUSY.format(what=what, limit=limit, waited=waited), code=_status("RESOURCE_EXHAUSTED"))
 
 
 _UNREADABLE = (
@@ -281,12 +285,12 @@ _SENT_ONCE = " The {what} request was not resent automatically, so that it is ne
 
 def unreadable_answer(*, what: str, host: str = "") -> XaiError:
     """An answer whose bytes are not the expected message (grpc.aio then hands back None)."""
-    return ServerError(_UNREADABLE.format(what=what, host=host or "the xAI endpoint"), code=grpc.StatusCode.INTERNAL)
+    return ServerError(_UNREADABLE.format(what=what, host=host or "the xAI endpoint"), code=_status("INTERNAL"))
 
 
 def cut_short(*, what: str, received: str) -> XaiError:
     """A stream that ended cleanly but without its final message (`received` says what came)."""
-    return ServerError(_CUT_SHORT.format(what=what, received=received), code=grpc.StatusCode.INTERNAL)
+    return ServerError(_CUT_SHORT.format(what=what, received=received), code=_status("INTERNAL"))
 
 
 def broke_off(error: XaiError, *, what: str, received: str) -> XaiError:
@@ -297,7 +301,7 @@ def broke_off(error: XaiError, *, what: str, received: str) -> XaiError:
 def not_connected(*, what: str, host: str, waited: float) -> XaiError:
     """Paid work found no connection to send it over (it is sent only over a ready one)."""
     message = _NOT_CONNECTED.format(what=what, host=host or "the xAI endpoint", waited=waited)
-    return Unavailable(message, code=grpc.StatusCode.UNAVAILABLE)
+    return Unavailable(message, code=_status("UNAVAILABLE"))
 
 
 def sent_once(error: XaiError, *, what: str) -> XaiError:
@@ -344,8 +348,8 @@ def from_rpc_error(
     details = scrub(" ".join(raw.split()), secrets)
     if len(details) > _MAX_DETAILS:
         details = details[:_MAX_DETAILS] + "…"
-    kind, template = _TABLE.get(code, _FALLBACK) if code is not None else _FALLBACK
-    if code is grpc.StatusCode.NOT_FOUND and not_found is not None:
+    kind, template = _TABLE.get(code.name, _FALLBACK) if code is not None else _FALLBACK
+    if code is _status("NOT_FOUND") and not_found is not None:
         template = not_found
     message = template.format(
         what=what,

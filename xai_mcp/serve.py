@@ -25,7 +25,6 @@ from pydantic import SecretStr
 
 from xai_mcp.drain import Drain
 from xai_mcp.metrics import Metrics
-from xai_mcp.rpc import open_pool
 from xai_mcp.server import SharedToken, create_server
 from xai_mcp.settings import ConfigError, Settings, is_loopback
 from xai_mcp.tools import parse_toolsets
@@ -207,6 +206,7 @@ def build_http_service(settings: Settings, *, host: str, port: int) -> HttpServi
     from xai_mcp.books import Books
     from xai_mcp.http_app import MCP_PATH, ChannelWatch, HttpGuard, store_check
     from xai_mcp.http_server import HttpLimits, uvicorn_server
+    from xai_mcp.rpc import open_pool
 
     limits = HttpLimits.from_settings(settings)
     watch = ChannelWatch(open_pool)
@@ -221,6 +221,7 @@ def build_http_service(settings: Settings, *, host: str, port: int) -> HttpServi
         books=books,
         metrics=metrics,
         drain=drain,
+        connect_at_start=True,
     )
     app = mcp.streamable_http_app(
         streamable_http_path=MCP_PATH,

@@ -6,24 +6,29 @@ import hmac
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
-import grpc.aio
 from mcp.server import MCPServer
 from mcp.server.auth.provider import AccessToken, TokenVerifier
 from mcp.server.auth.settings import AuthSettings
 
 from xai_mcp import __version__
 from xai_mcp.books import Books
-from xai_mcp.channels import ChannelPool
 from xai_mcp.drain import Drain
 from xai_mcp.keys import SCOPE, XaiKeyBearer
 from xai_mcp.metrics import Metrics
-from xai_mcp.rpc import XaiClient, open_management_channel, open_pool
 from xai_mcp.settings import ConfigError, Settings
 from xai_mcp.state import AppContext
 from xai_mcp.tools import CATALOG, register_toolsets
+from xai_mcp.tools._lazy import LazyToolServer
+from xai_mcp.tools._listing import ListingCache, cache_root
+
+if TYPE_CHECKING:  # grpc: loaded when the channels open (see `create_server`)
+    import grpc.aio
+
+    from xai_mcp.channels import ChannelPool
+    from xai_mcp.rpc import XaiClient
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +42,7 @@ INSTRUCTIONS = (
 )
 
 
-ChannelFactory = Callable[[Settings], ChannelPool]
+ChannelFactory = Callable[[Settings], "ChannelPool"]
 
 
 class SharedToken(TokenVerifier):
@@ -62,12 +67,14 @@ def create_server(
     *,
     toolsets: Sequence[str] | None = None,
     read_only: bool = False,
-    channel_factory: ChannelFactory = open_pool,
-    management_channel_factory: Callable[[Settings], grpc.aio.Channel] = open_management_channel,
+    channel_factory: ChannelFactory | None = None,
+    management_channel_factory: Callable[[Settings], grpc.aio.Channel] | None = None,
+    connect_at_start: bool = False,
     closed: anyio.Event | None = None,
     books: Books | None = None,
     metrics: Metrics | None = None,
     drain: Drain | None = None,
+    tool_cache: bool = True,
 ) -> MCPServer:
     """The xai-mcp server. The endpoint is checked now, so a bad host fails at start-up.
 
@@ -76,6 +83,9 @@ def create_server(
     text; a server that exited would leave it showing only "Connection closed".
 
     `metrics` records what tools and xAI calls do (the HTTP service serves it at /metrics).
+    The connections to xAI open on the first tool call that needs them (`AppContext.xai`), or,
+    with `connect_at_start` (HTTP: its readiness probe watches them), when the server starts.
+    `channel_factory` opens them (default `rpc.open_pool`).
     `closed` is set once the lifespan has closed the connections (the CLI waits for it on signals).
     `drain` is the shutdown state the runners drive (serve.py); by default one that never begins.
     With `settings.http_tokens()`, HTTP requests must carry one of them as a bearer token; with
@@ -84,6 +94,8 @@ def create_server(
     first use, so nothing here or in the lifespan waits for it.
     With a management key, a channel also goes to the management host (collections), and only it
     carries that key.
+    With `tool_cache`, tools are listed from the cached listing when there is one and built on
+    their toolset's first call (see tools/_listing.py); without it every tool is built now.
     """
     settings.target()
     settings.state_location()
@@ -103,34 +115,41 @@ def create_server(
 
     @asynccontextmanager
     async def lifespan(server: MCPServer) -> AsyncIterator[AppContext]:
-        # Created here, inside the running loop: a grpc.aio channel is bound to its loop.
-        pool = channel_factory(settings)
-        # Start connecting (DNS, TCP, TLS) now, in grpc's own threads, so the first tool call
-        # finds the channel ready. Nothing waits for it: the lifespan runs before the server
-        # answers `initialize`, and a network round trip (or, offline, a timeout) there would
-        # delay every host's start-up. Awaiting channel_ready() in a task instead left grpc
-        # callbacks aimed at the event loop after it closed.
-        pool.connect()
-        # The management channel connects on first use: most sessions never manage collections.
-        management = ChannelPool(management_channel_factory(settings)) if managing else None
+        pools: list[ChannelPool] = []
+
+        def connect() -> XaiClient:
+            from xai_mcp.rpc import XaiClient, open_pool
+
+            # Called inside the running loop (a tool call, or below): a grpc.aio channel is bound to its loop.
+            pool = (channel_factory or open_pool)(settings)
+            pools.append(pool)
+            # Start connecting (DNS, TCP, TLS) now, in grpc's own threads, without waiting: at
+            # start-up a network round trip (or, offline, a timeout) would delay the host's
+            # `initialize`; in a first call, the call itself waits out a short connect
+            # (rpc.CONNECT_WAIT). Awaiting channel_ready() in a task instead left grpc callbacks
+            # aimed at the event loop after it closed.
+            pool.connect()
+            return XaiClient(pool, settings, metrics=recorder)
+
+        def connect_management() -> XaiClient:
+            from xai_mcp.channels import ChannelPool
+            from xai_mcp.rpc import XaiClient, open_management_channel
+
+            # Connects on first use: most sessions never manage collections.
+            pool = ChannelPool((management_channel_factory or open_management_channel)(settings))
+            pools.append(pool)
+            return XaiClient(pool, settings, metrics=recorder, management=True)
+
+        state = AppContext(connect, settings, kept, recorder, drain, connect_management if managing else None)
+        if connect_at_start:
+            state.xai  # noqa: B018 - opens the connections
         try:
-            xai = XaiClient(pool, settings, metrics=recorder)
-            yield AppContext(
-                xai=xai,
-                settings=settings,
-                books=kept,
-                drain=drain,
-                metrics=recorder,
-                management=XaiClient(management, settings, metrics=recorder, management=True)
-                if management is not None
-                else None,
-            )
+            yield state
         finally:
             with anyio.CancelScope(shield=True):
-                await pool.close()
+                for pool in pools:
+                    await pool.close()
                 await kept.aclose()
-                if management is not None:
-                    await management.close()
             if closed is not None:
                 closed.set()
 
@@ -148,7 +167,7 @@ def create_server(
                 {"issuer_url": "http://127.0.0.1", "resource_server_url": None, "required_scopes": [SCOPE]}
             ),
         }
-    server = MCPServer(
+    server = LazyToolServer(
         "xai-mcp",
         version=__version__,
         instructions=instructions,
@@ -156,7 +175,8 @@ def create_server(
         log_level=settings.log_level,
         **auth,
     )
-    names = register_toolsets(server, toolsets, read_only=read_only, metrics=recorder, management=managing)
+    cache = ListingCache(cache_root()) if tool_cache else None
+    names = register_toolsets(server, toolsets, read_only=read_only, metrics=recorder, cache=cache, management=managing)
     log.info(
         "serving %d tools from toolsets %s%s",
         len(names),

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from xai_mcp.errors import UserError
 from xai_mcp.tools import TOOLSETS
@@ -63,10 +63,34 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-class Settings(BaseSettings):
-    """xai-mcp settings. `XAI_API_KEY` and `XAI_API_HOST` are shared with xAI's own tools."""
+ENV_PREFIX = "XAI_MCP_"  # a field's variable, unless it names its own (validation_alias)
 
-    model_config = SettingsConfigDict(env_prefix="XAI_MCP_", frozen=True, extra="ignore", populate_by_name=True)
+
+class Settings(BaseModel):
+    """xai-mcp settings. `XAI_API_KEY` and `XAI_API_HOST` are shared with xAI's own tools.
+
+    Fields not given as arguments are read from the environment when built (names compared
+    case-insensitively). A plain model, not pydantic-settings: its import (sources for dotenv,
+    cloud secrets, a CLI) cost every start about 9 ms for what `_from_environment` does here.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_environment(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        environment = {name.upper(): value for name, value in os.environ.items()}
+        merged = dict(data)
+        for name, field in cls.model_fields.items():
+            alias = field.validation_alias if isinstance(field.validation_alias, str) else None
+            if name in data or (alias is not None and alias in data):
+                continue
+            variable = alias or ENV_PREFIX + name.upper()
+            if variable in environment:
+                merged[alias or name] = environment[variable]
+        return merged
 
     api_key: Annotated[
         SecretStr | None,

@@ -31,10 +31,10 @@ def add_parser(sub: Any) -> None:
         help="measure the server's overhead against its floors (on the emulator)",
         description=(
             "Run xai-mcp over stdio against the built-in emulator and measure, side by side in one run, "
-            "each figure against its floor: per-call overhead, throughput, cold start, streaming latency, "
-            "video polling, memory and a 4 MiB inline image; over HTTP, throughput at 64 in flight, a free "
-            "call's latency while 150 chats stream, and SIGTERM to exit. Prints one table (median and p95, ratio, "
-            "target, pass/miss). Takes about 3 minutes; --quick takes about 30 s."
+            "each figure against its floor: per-call overhead, throughput, cold start (every toolset, and one "
+            "alone), streaming latency, video polling, memory and a 4 MiB inline image; over HTTP, throughput "
+            "at 64 in flight, a free call's latency while 150 chats stream, and SIGTERM to exit. Prints one "
+            "table (median and p95, ratio, target, pass/miss). Takes about 3 minutes; --quick takes about 30 s."
         ),
         epilog="examples:\n  xai-mcp bench\n  xai-mcp bench --quick --json\n  xai-mcp bench --only cold_start",
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -64,8 +64,8 @@ class Run:
     env: dict[str, str]  # environment for server subprocesses
     sizes: Sizes
 
-    def peer(self, module: str) -> StdioPeer:
-        return StdioPeer(server_command(module), self.env)
+    def peer(self, module: str, env: dict[str, str] | None = None) -> StdioPeer:
+        return StdioPeer(server_command(module), self.env if env is None else env)
 
 
 @dataclass
@@ -239,42 +239,76 @@ async def throughput(run: Run) -> Figure:
 # --- cold start ----------------------------------------------------------------------------
 
 
-async def _cold_start(run: Run, module: str) -> tuple[float, float]:
+ONE_TOOLSET = "chat"  # the toolset most often served alone, and the largest
+
+
+async def _cold_start(run: Run, module: str, env: dict[str, str]) -> tuple[float, float]:
     """Wall time to the tools/list result, and the CPU time the server used by then."""
-    async with run.peer(module) as peer:
+    async with run.peer(module, env) as peer:
         await _ready(peer)
         return time.perf_counter() - peer.spawned_at, cpu_seconds(peer.pid)
 
 
-async def cold_start(run: Run) -> Figure:
-    """Spawn -> initialize result -> tools/list result: xai-mcp vs a minimal MCPServer."""
-    ours_t: list[float] = []
-    bare_t: list[float] = []
-    cpu: dict[str, list[float]] = {OURS: [], BARE: []}
+async def _first_call(run: Run, module: str) -> float:
+    """A started server's first tool call (ours: builds its toolset and opens the channel)."""
+    async with run.peer(module) as peer:
+        await _ready(peer)
+        if module == OURS:
+            return await timed(peer.call_tool("tokenize_text", TOKENIZE_ARGS))
+        return await timed(peer.call_tool("echo", {"text": TOKENIZE_ARGS["text"]}))
+
+
+async def cold_start(run: Run) -> list[Figure]:
+    """Spawn -> initialize result -> tools/list result: xai-mcp serving every toolset, and serving
+    one, vs a minimal MCPServer; the three interleaved, the floor shared.
+
+    The first start of a version builds every tool and caches the listing (tools/_listing.py);
+    it is measured once, with an empty cache, and reported as a detail. The figures are the
+    starts after it, which is every start a host makes once the version is installed. What the
+    first tool call then costs (its toolset built, gRPC loaded, the channel opened) is a detail too.
+    """
+    one_env = {**run.env, "XAI_MCP_TOOLSETS": ONE_TOOLSET}
+    first, _ = await _cold_start(run, OURS, run.env)  # an empty cache: builds and stores the listing
+    first_call = {module: await _first_call(run, module) for module in (OURS, BARE)}
+    await _cold_start(run, OURS, one_env)
+    await _cold_start(run, BARE, run.env)  # the floor's files into the page cache, like ours just now
+    series: dict[str, list[float]] = {"full": [], "one": [], "bare": []}
+    cpu: dict[str, list[float]] = {"full": [], "one": [], "bare": []}
+    starts = [("full", OURS, run.env), ("one", OURS, one_env), ("bare", BARE, run.env)]
     for i in range(run.sizes.cold_starts):
-        pairs = [(OURS, ours_t), (BARE, bare_t)]
-        for module, sink in pairs if i % 2 == 0 else pairs[::-1]:
-            wall, used = await _cold_start(run, module)
-            sink.append(wall)
-            cpu[module].append(used)
-    ours_stats = Stats.of(_ms(ours_t))
-    floor_stats = Stats.of(_ms(bare_t))
-    ratio = ours_stats.median / floor_stats.median
-    return Figure(
-        "cold_start",
-        "cold start",
-        "ms",
-        ours_stats,
-        floor_stats,
-        ratio,
-        "ratio <= 1.25",
-        ratio <= 1.25,
-        "python -m xai_mcp vs python -m xai_mcp.bench.bare, to the tools/list result",
-        {
-            "ours_cpu_ms_median": statistics.median(cpu[OURS]) * 1000,
-            "bare_cpu_ms_median": statistics.median(cpu[BARE]) * 1000,
-        },
-    )
+        for key, module, env in starts[i % 3 :] + starts[: i % 3]:
+            wall, used = await _cold_start(run, module, env)
+            series[key].append(wall)
+            cpu[key].append(used)
+    floor_stats = Stats.of(_ms(series["bare"]))
+    bare_cpu = statistics.median(cpu["bare"]) * 1000
+    figures = []
+    for key, name, title, how, limit in (
+        ("full", "cold_start", "cold start (every toolset)", "every toolset (XAI_MANAGEMENT_KEY set)", 1.2),
+        ("one", "cold_start_one_toolset", f"cold start ({ONE_TOOLSET} alone)", f"XAI_MCP_TOOLSETS={ONE_TOOLSET}", 1.1),
+    ):
+        ours_stats = Stats.of(_ms(series[key]))
+        ratio = ours_stats.median / floor_stats.median
+        details = {"ours_cpu_ms_median": statistics.median(cpu[key]) * 1000, "bare_cpu_ms_median": bare_cpu}
+        if key == "full":
+            details["first_start_ms"] = first * 1000
+            details["first_call_ms"] = first_call[OURS] * 1000
+            details["bare_first_call_ms"] = first_call[BARE] * 1000
+        figures.append(
+            Figure(
+                name,
+                title,
+                "ms",
+                ours_stats,
+                floor_stats,
+                ratio,
+                f"ratio <= {limit}",
+                ratio <= limit,
+                f"python -m xai_mcp, {how}, vs python -m xai_mcp.bench.bare, to the tools/list result",
+                details,
+            )
+        )
+    return figures
 
 
 # --- streaming -----------------------------------------------------------------------------
@@ -415,11 +449,17 @@ async def memory(run: Run) -> Figure:
         await _ready(ours)
         await asyncio.sleep(1.0)
         idle = rss_bytes(ours.pid)
+        # One of each first: they load grpc and build the toolsets they use (once per process),
+        # which is not growth. Growth is what the many calls after them add.
+        for name, arguments in _MIXED_CALLS:
+            await ours.call_tool(name, arguments)
+        await asyncio.sleep(0.5)
+        used = rss_bytes(ours.pid)
         order = itertools.cycle(_MIXED_CALLS)
         await _rate(calls, lambda: ours.call_tool(*next(order)))
         await asyncio.sleep(0.5)
         after = rss_bytes(ours.pid)
-    growth = (after - idle) / MIB
+    growth = (after - used) / MIB
     ours_stats = Stats.of(ours_idle)
     floor_stats = Stats.of(bare_idle)
     ratio = ours_stats.median / floor_stats.median
@@ -430,10 +470,11 @@ async def memory(run: Run) -> Figure:
         ours_stats,
         floor_stats,
         ratio,
-        f"idle ratio <= 1.30; growth after {calls:,} calls <= 10 MiB",
-        ratio <= 1.3 and growth <= 10,
-        f"xai-mcp vs minimal MCPServer, idle; then {calls:,} mixed calls (32 in flight)",
-        {"growth_mib": growth, "calls": float(calls)},
+        f"idle ratio <= 1.25; growth after {calls:,} calls <= 10 MiB",
+        ratio <= 1.25 and growth <= 10,
+        f"xai-mcp (every toolset) vs minimal MCPServer, idle; then one of each mixed call (RSS used), "
+        f"then {calls:,} more (32 in flight): growth",
+        {"growth_mib": growth, "calls": float(calls), "used_mib": used / MIB, "idle_mib": idle / MIB},
     )
 
 
@@ -521,7 +562,7 @@ async def stdio_sigterm_exit(run: Run) -> Figure:
     )
 
 
-FIGURES: dict[str, Callable[[Run], Awaitable[Figure]]] = {
+FIGURES: dict[str, Callable[[Run], Awaitable[Figure | list[Figure]]]] = {
     "overhead": overhead,
     "throughput": throughput,
     "cold_start": cold_start,

@@ -19,6 +19,7 @@ from xai_mcp.emulator.server import Emulator
 from xai_mcp.settings import Settings
 
 BENCH_KEY = "xai-bench-key-0123456789abcdef"
+BENCH_MANAGEMENT_KEY = "xai-bench-management-key-0123456789"
 FIGURES = {**STDIO_FIGURES, **HTTP_FIGURES}
 
 
@@ -26,16 +27,24 @@ async def measure(names: Sequence[str], *, quick: bool) -> list[Figure]:
     """Each figure in turn, against one emulator in this process (its clock is ours)."""
     figures = []
     # The emulator's fault-free defaults; only the video length is set, per figure.
-    async with Emulator(EmulatorConfig(api_key=BENCH_KEY)) as emulator:
+    # With a management key, so the server serves its full catalog (collections included).
+    async with Emulator(EmulatorConfig(api_key=BENCH_KEY, management_key=BENCH_MANAGEMENT_KEY)) as emulator:
         with tempfile.TemporaryDirectory(prefix="xai-mcp-bench-") as out:
             env = base_env(
-                XAI_API_KEY=BENCH_KEY, XAI_API_HOST=emulator.address, XAI_MCP_INSECURE="1", XAI_MCP_OUTPUT_DIR=out
+                XAI_API_KEY=BENCH_KEY,
+                XAI_MANAGEMENT_KEY=BENCH_MANAGEMENT_KEY,
+                XAI_API_HOST=emulator.address,
+                XAI_MANAGEMENT_API_HOST=emulator.address,  # the emulator serves Collections too
+                XAI_MCP_INSECURE="1",
+                XAI_MCP_OUTPUT_DIR=out,
+                XDG_CACHE_HOME=f"{out}/cache",  # the tool listing cache starts empty (see cold_start)
             )
             settings = Settings(api_key=SecretStr(BENCH_KEY), api_host=emulator.address, insecure=True)
             run = Run(emulator, settings, env, Sizes.for_mode(quick))
             for name in names:
                 sys.stderr.write(f"bench: {name}...\n")
-                figures.append(await FIGURES[name](run))
+                measured = await FIGURES[name](run)
+                figures += measured if isinstance(measured, list) else [measured]
     return figures
 
 

@@ -7,6 +7,7 @@ server instructions read it without importing a single toolset module.
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,6 +18,8 @@ if TYPE_CHECKING:
 
     from xai_mcp.metrics import Metrics
     from xai_mcp.tools._common import ToolSpec
+    from xai_mcp.tools._lazy import LazyToolServer
+    from xai_mcp.tools._listing import ListingCache
 
 
 @dataclass(frozen=True)
@@ -74,22 +77,24 @@ def parse_toolsets(value: str | None) -> list[str] | None:
 
 
 def register_toolsets(
-    server: MCPServer,
+    server: LazyToolServer,
     toolsets: Sequence[str] | None,
     *,
     read_only: bool,
     metrics: Metrics,
+    cache: ListingCache | None,
     management: bool = False,
 ) -> list[str]:
-    """Register the chosen toolsets (all when None) and return the tool names added.
+    """Register the chosen toolsets (all when None) and return the tool names served.
 
     Toolsets that need the management key are left out without one (`management` False); one
-    asked for by name then is a configuration error, not a silent omission.
+    asked for by name then is a configuration error, not a silent omission. A toolset whose
+    listing `cache` holds is listed from it and built on its first call; the others are built
+    now (and, when all their tools are served, cached on the first tools/list).
     """
     from xai_mcp.settings import ConfigError
-    from xai_mcp.tools._common import add_tools
 
-    added: list[str] = []
+    served: list[str] = []
     for name in toolsets or TOOLSETS:
         toolset = _BY_ID[name]
         if toolset.management and not management:
@@ -99,5 +104,23 @@ def register_toolsets(
                     "out of XAI_MCP_TOOLSETS"
                 )
             continue
-        added += add_tools(server, toolset.tools(), read_only=read_only, metrics=metrics)
-    return added
+        listed = cache.load(name) if cache is not None else None
+        if listed is None:
+            from xai_mcp.tools._common import add_tools
+
+            names = add_tools(server, toolset.tools(), read_only=read_only, metrics=metrics)
+            server.built(names, cache=None if read_only else cache, toolset=name)
+        else:
+            chosen = [
+                tool for tool in listed if not read_only or (tool.annotations and tool.annotations.read_only_hint)
+            ]
+            server.deferred(chosen, functools.partial(_build, server, name, read_only, metrics))
+            names = [tool.name for tool in chosen]
+        served += names
+    return served
+
+
+def _build(server: MCPServer, toolset: str, read_only: bool, metrics: Metrics) -> None:
+    from xai_mcp.tools._common import add_tools
+
+    add_tools(server, _BY_ID[toolset].tools(), read_only=read_only, metrics=metrics)
