@@ -7,6 +7,7 @@ test asks it to.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -60,7 +61,12 @@ class Upload:
             self.chunks.append(chunk.value)
             if self.fail:
                 await self.fail(self.chunks, context)
-        self.completed += 1
+        # A grpc.aio server's request iterator also just ends when the client cancels, and the
+        # cancellation may be noticed a moment later: only a stream the client closed itself (a
+        # half-close, not a cancel) counts as complete. A half-closing client waits for the answer.
+        await asyncio.sleep(0.1)
+        if not context.cancelled():
+            self.completed += 1
         return wrappers_pb2.Int64Value(value=sum(len(c) for c in self.chunks))
 
 

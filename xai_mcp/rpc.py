@@ -1004,10 +1004,14 @@ class XaiClient:
                     for message in requests:
                         self._check_size(rpc, message)
                         yield message
-            except Exception as exc:  # raised below, once the call is cancelled
+            except Exception as exc:  # raised to our caller below, once the call is cancelled
                 failed.append(exc)
                 if call is not None:
-                    call.cancel()  # ending the stream instead would hand the server a truncated request
+                    call.cancel()
+                # Re-raised into grpc too: an iterator that ends normally makes grpc half-close the
+                # stream, and if that reaches the server before the cancel, the server takes the
+                # truncated request as complete. An iterator that raises makes grpc cancel instead.
+                raise
 
         call = send(sending(), timeout=max(deadline - time.monotonic(), 0.001), metadata=self._metadata())
         try:
